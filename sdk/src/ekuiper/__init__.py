@@ -1,0 +1,30 @@
+"""Python SDK for eKuiper portable plugins, drop-in compatible with the official one.
+
+A plugin's main program::
+
+    from ekuiper import plugin, PluginConfig
+    plugin.start(PluginConfig("pysam", {"pyjson": PyJson}, {"print": PrintSink},
+                              {"revert": RevertFunc}))
+"""
+
+from ekuiper.context import Context
+from ekuiper.errors import ChannelClosedError, EkuiperError
+from ekuiper.function import Function
+from ekuiper.runtime import plugin
+from ekuiper.runtime.plugin import PluginConfig
+from ekuiper.sink import Sink
+from ekuiper.source import Source
+
+__all__ = [
+    "ChannelClosedError",
+    "Context",
+    "EkuiperError",
+    "Function",
+    "PluginConfig",
+    "Sink",
+    "Source",
+    "__version__",
+    "plugin",
+]
+
+__version__ = "0.1.0"

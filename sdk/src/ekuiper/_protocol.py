@@ -1,0 +1,375 @@
+"""eKuiper's portable-plugin wire protocol, as pure functions.
+
+No sockets and no threads live here: every function maps bytes to values or values to
+bytes, so the whole protocol can be unit-tested and fuzzed without eKuiper.
+
+Facts encoded here (read from eKuiper's Go runtime, v1.14 and v2.x):
+
+* Commands arrive on the control channel as ``{"cmd": "start"|"stop", "arg": "<json>"}``
+  where ``arg`` is a *string* holding the Control JSON.
+* eKuiper 1.x sends the stream's DATASOURCE as ``dataSource``; 2.x omits it and puts it
+  in ``config["datasource"]``.
+* Every control reply other than ``ok`` is an error; eKuiper 2.2+ treats a reply that
+  starts with ``h`` as a repeated handshake, so error replies never start with ``h``.
+* Source frames are single JSON objects ``{"message": {...}, "meta": {...}|null}``.
+* Function requests are ``{"func": "Exec"|"Validate"|"IsAggregate", "arg": ...}``; an
+  ``Exec`` arg list ends with a string holding the FuncMeta JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from ekuiper.errors import ProtocolError
+
+__all__ = [
+    "ACK_OK",
+    "CONTROL_OK",
+    "HANDSHAKE",
+    "Command",
+    "Control",
+    "FuncRequest",
+    "Meta",
+    "PluginArgs",
+    "SymbolKind",
+    "control_error_reply",
+    "control_url",
+    "decode_sink_rows",
+    "encode_ack_error",
+    "encode_func_reply",
+    "encode_source_error_frame",
+    "encode_source_frame",
+    "function_url",
+    "parse_command",
+    "parse_func_request",
+    "parse_plugin_args",
+    "sink_ack_url",
+    "symbol_data_url",
+]
+
+SymbolKind = Literal["source", "sink", "func"]
+_KINDS: Final = ("source", "sink", "func")
+
+HANDSHAKE: Final = b"handshake"
+CONTROL_OK: Final = b"ok"
+ACK_OK: Final = b"{}"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Identifies one running instance of a symbol inside a rule."""
+
+    rule_id: str
+    op_id: str
+    instance_id: int
+
+    @property
+    def is_empty(self) -> bool:
+        """True for functions, whose start command carries no rule."""
+        return not self.rule_id and not self.op_id
+
+
+@dataclass(frozen=True)
+class Control:
+    """The payload of a start/stop command."""
+
+    symbol_name: str
+    kind: SymbolKind
+    meta: Meta
+    datasource: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """Registry key: the same key for a symbol's start and its stop."""
+        return (self.meta.rule_id, self.meta.op_id, self.meta.instance_id, self.symbol_name)
+
+    @property
+    def label(self) -> str:
+        """Human-readable name for logs and error messages."""
+        if self.meta.is_empty:
+            return f"{self.kind} {self.symbol_name!r}"
+        return (
+            f"{self.kind} {self.symbol_name!r} (rule {self.meta.rule_id!r}, "
+            f"op {self.meta.op_id!r}, instance {self.meta.instance_id})"
+        )
+
+
+@dataclass(frozen=True)
+class Command:
+    """A control command: start or stop one symbol."""
+
+    cmd: Literal["start", "stop"]
+    control: Control
+
+
+@dataclass(frozen=True)
+class FuncRequest:
+    """One request on a function channel."""
+
+    func: Literal["Exec", "Validate", "IsAggregate"]
+    args: list[Any]
+    # Exec only: (rule_id, op_id, instance_id, func_id) of the calling expression.
+    call_meta: Meta | None = None
+    func_id: int = 0
+
+
+@dataclass(frozen=True)
+class PluginArgs:
+    """What eKuiper passes as the plugin's single command-line argument."""
+
+    send_timeout_ms: int = 1000
+
+
+def _loads(raw: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        shown = raw[:200] if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
+        raise ProtocolError(f"{what} is not valid JSON ({exc}): {shown!r}") from None
+
+
+def _require(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> Any:
+    if key not in obj:
+        raise ProtocolError(f"{what} lacks the {key!r} field: {dict(obj)!r:.200}")
+    value = obj[key]
+    # bool is an int subclass; a JSON true is never a valid instance id.
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ProtocolError(
+            f"{what} field {key!r} must be {_type_name(typ)}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    if isinstance(typ, tuple):
+        return " or ".join(t.__name__ for t in typ)
+    return typ.__name__
+
+
+def _parse_meta(raw: Any, what: str) -> Meta:
+    if raw is None:
+        return Meta("", "", 0)
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{what} must be an object, got {type(raw).__name__}")
+    rule_id = raw.get("ruleId", "")
+    op_id = raw.get("opId", "")
+    instance_id = raw.get("instanceId", 0)
+    if not isinstance(rule_id, str) or not isinstance(op_id, str):
+        raise ProtocolError(f"{what} ruleId and opId must be strings: {raw!r:.200}")
+    if isinstance(instance_id, bool) or not isinstance(instance_id, int):
+        raise ProtocolError(f"{what} instanceId must be an integer: {raw!r:.200}")
+    return Meta(rule_id, op_id, instance_id)
+
+
+def parse_command(raw: bytes) -> Command:
+    """Parse one control-channel frame into a Command, or raise ProtocolError."""
+    outer = _loads(raw, "control command")
+    if not isinstance(outer, dict):
+        raise ProtocolError(f"control command must be a JSON object, got {type(outer).__name__}")
+    cmd = _require(outer, "cmd", str, "control command")
+    if cmd not in ("start", "stop"):
+        raise ProtocolError(f"unknown control command {cmd!r}: expected 'start' or 'stop'")
+    arg = _require(outer, "arg", (str, dict), "control command")
+    inner = _loads(arg, "control command arg") if isinstance(arg, str) else arg
+    if not isinstance(inner, dict):
+        raise ProtocolError(f"control arg must be a JSON object, got {type(inner).__name__}")
+    symbol = _require(inner, "symbolName", str, "control arg")
+    if not symbol:
+        raise ProtocolError("control arg has an empty symbolName")
+    kind = _require(inner, "pluginType", str, "control arg")
+    if kind not in _KINDS:
+        raise ProtocolError(
+            f"unknown pluginType {kind!r} for symbol {symbol!r}: "
+            f"expected one of {', '.join(_KINDS)}"
+        )
+    meta = _parse_meta(inner.get("meta"), "control arg meta")
+    config = inner.get("config") or {}
+    if not isinstance(config, dict):
+        raise ProtocolError(f"control arg config must be an object, got {type(config).__name__}")
+    datasource = inner.get("dataSource") or config.get("datasource") or ""
+    if not isinstance(datasource, str):
+        raise ProtocolError(f"datasource must be a string, got {type(datasource).__name__}")
+    control = Control(symbol, kind, meta, datasource, config)  # type: ignore[arg-type]
+    return Command(cmd, control)  # type: ignore[arg-type]
+
+
+def control_error_reply(message: str) -> bytes:
+    """Encode an error reply for the control channel.
+
+    eKuiper 2.2+ reads a reply starting with ``h`` as a repeated handshake (and resends
+    the command), and any empty reply as an anonymous error, so neither is ever sent.
+    """
+    text = message.strip() or "unknown error in the plugin"
+    if text[0] in "hH":
+        text = "error: " + text
+    return text.encode("utf-8", "replace")
+
+
+def _json_default(value: Any) -> Any:
+    # bytes-like values travel as text when they are text; anything else is a user error.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError("bytes that are not UTF-8 cannot be sent as JSON; "
+                            "encode them (e.g. base64) first") from None
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode a value as eKuiper expects JSON: UTF-8, no NaN/Infinity literals.
+
+    Go's encoding/json rejects NaN and Infinity, so they are refused here with a clear
+    error instead of reaching eKuiper as an undecodable frame.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":"), default=_json_default)
+    except ValueError as exc:
+        if "Out of range float" in str(exc):
+            raise ValueError(
+                "NaN and Infinity cannot be sent to eKuiper (JSON has no such numbers); "
+                "replace them with None or a finite value"
+            ) from None
+        raise
+    return text.encode("utf-8")
+
+
+def encode_source_frame(message: Mapping[str, Any], meta: Mapping[str, Any] | None) -> bytes:
+    """Encode one row for the source channel.
+
+    Raises TypeError for a message that is not a mapping (eKuiper rejects arrays and
+    scalars) and ValueError/TypeError for values JSON cannot carry.
+    """
+    if not isinstance(message, Mapping):
+        raise TypeError(
+            f"emit() takes a dict (one row) or a list of dicts, got {type(message).__name__}"
+        )
+    if meta is not None and not isinstance(meta, Mapping):
+        raise TypeError(f"emit() meta must be a dict or None, got {type(meta).__name__}")
+    return dumps({"message": message, "meta": meta})
+
+
+def encode_source_error_frame(text: str) -> bytes:
+    """Encode a frame that eKuiper counts as a source exception carrying ``text``.
+
+    eKuiper 2.x decodes each frame into ``{message, meta}``; a frame that fails to decode
+    is counted in the source's ``exceptions_total`` and shown as its ``last_exception``
+    (the frame's text included), while ``{"error": ...}`` would become an empty row. So
+    the error travels as a plain-text frame. eKuiper 1.x logs it and drops it.
+    """
+    return f"source error: {text}".encode("utf-8", "replace")
+
+
+def encode_ack_error(text: str) -> bytes:
+    """Encode a negative sink ack; eKuiper raises it as an IO error on the sink."""
+    return dumps({"error": text or "sink reported an error without a message"})
+
+
+def decode_sink_rows(raw: bytes) -> list[dict[str, Any]]:
+    """Decode a sink frame into rows, whatever ``sendSingle`` was.
+
+    ``sendSingle: false`` (the default) gives a JSON array of rows, ``true`` one object.
+    """
+    value = _loads(raw, "sink data")
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+        return value
+    raise ProtocolError(
+        "sink data is JSON but not a row or a list of rows; with a custom dataTemplate "
+        "or format, leave decode_rows off and decode the bytes in collect()"
+    )
+
+
+def parse_func_request(raw: bytes) -> FuncRequest:
+    """Parse one function-channel request, or raise ProtocolError."""
+    req = _loads(raw, "function request")
+    if not isinstance(req, dict):
+        raise ProtocolError(f"function request must be a JSON object, got {type(req).__name__}")
+    func = _require(req, "func", str, "function request")
+    arg = req.get("arg")
+    if func == "IsAggregate":
+        return FuncRequest("IsAggregate", [])
+    if func == "Validate":
+        if arg is None:
+            arg = []
+        if not isinstance(arg, list):
+            raise ProtocolError(f"Validate arg must be a list, got {type(arg).__name__}")
+        return FuncRequest("Validate", arg)
+    if func == "Exec":
+        if not isinstance(arg, list) or not arg:
+            raise ProtocolError(
+                "Exec arg must be a list ending with the function context string"
+            )
+        *args, raw_meta = arg
+        if not isinstance(raw_meta, str):
+            raise ProtocolError(
+                f"Exec arg must end with the function context string, got {type(raw_meta).__name__}"
+            )
+        fmeta = _loads(raw_meta, "Exec function context")
+        if not isinstance(fmeta, dict):
+            raise ProtocolError("Exec function context must be a JSON object")
+        meta = _parse_meta(fmeta, "Exec function context")
+        func_id = fmeta.get("funcId", 0)
+        if isinstance(func_id, bool) or not isinstance(func_id, int):
+            raise ProtocolError("Exec function context funcId must be an integer")
+        return FuncRequest("Exec", args, meta, func_id)
+    raise ProtocolError(
+        f"unknown function call {func!r}: expected Exec, Validate or IsAggregate"
+    )
+
+
+def encode_func_reply(state: bool, result: Any) -> bytes:
+    """Encode a function reply; a result JSON cannot carry becomes an error reply."""
+    try:
+        return dumps({"state": state, "result": result})
+    except (TypeError, ValueError) as exc:
+        message = f"function result cannot be sent to eKuiper: {exc}"
+        return dumps({"state": False, "result": message})
+
+
+def parse_plugin_args(argv: list[str]) -> PluginArgs:
+    """Read the JSON argument eKuiper passes to the plugin process (tolerates none)."""
+    for arg in argv:
+        try:
+            value = json.loads(arg)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            timeout = value.get("sendTimeout", 1000)
+            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 \
+                    and math.isfinite(timeout):
+                return PluginArgs(int(timeout))
+    return PluginArgs()
+
+
+def _ipc(ipc_dir: str, name: str) -> str:
+    return f"ipc://{ipc_dir.rstrip('/') or ''}/{name}.ipc"
+
+
+def control_url(ipc_dir: str, plugin_name: str) -> str:
+    """Control channel: eKuiper's REP listens, the plugin dials."""
+    return _ipc(ipc_dir, f"plugin_{plugin_name}")
+
+
+def function_url(ipc_dir: str, symbol_name: str) -> str:
+    """Function channel: eKuiper's REP listens, the plugin dials."""
+    return _ipc(ipc_dir, f"func_{symbol_name}")
+
+
+def symbol_data_url(ipc_dir: str, meta: Meta) -> str:
+    """Source data (eKuiper listens) or sink data (the plugin listens)."""
+    return _ipc(ipc_dir, f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}")
+
+
+def sink_ack_url(ipc_dir: str, meta: Meta) -> str:
+    """Sink acks: eKuiper's PULL listens, the plugin dials."""
+    return _ipc(ipc_dir, f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack")

@@ -1,0 +1,86 @@
+"""What every symbol runtime shares: bounded calls into user code, stop-once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ekuiper._protocol import Control
+
+__all__ = ["CLOSE_TIMEOUT_S", "SymbolRuntime", "call_bounded", "describe_exception"]
+
+# How long stop waits for user code (close, a running open/collect) before moving on.
+CLOSE_TIMEOUT_S = 5.0
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The text eKuiper shows for an exception: its message, or its type if it has none."""
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def call_bounded(fn: Callable[[], Any], what: str, logger: logging.Logger,
+                 timeout: float = CLOSE_TIMEOUT_S) -> None:
+    """Run user code on a helper thread and wait at most ``timeout`` seconds for it.
+
+    An exception is logged with its traceback; a call still running after the timeout is
+    logged and left behind (Python cannot stop a thread).
+    """
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            logger.exception("%s raised", what)
+
+    helper = threading.Thread(target=run, name=what, daemon=True)
+    helper.start()
+    helper.join(timeout)
+    if helper.is_alive():
+        logger.error("%s did not return within %.0f s; moving on without it", what, timeout)
+
+
+class SymbolRuntime:
+    """One running symbol instance: started by a start command, ended by stop().
+
+    ``start`` runs on the control thread and raises when the symbol cannot run, so the
+    error reaches eKuiper as the start command's reply. ``stop`` may be called from any
+    thread, any number of times; the symbol's ``close`` runs exactly once.
+    """
+
+    def __init__(self, control: Control, logger: logging.Logger) -> None:
+        self.control = control
+        self.logger = logger
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._shutdown()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        self.thread = threading.Thread(target=target, name=self.control.label, daemon=True)
+        self.thread.start()
+
+    def _join(self, what: str) -> None:
+        if self.thread is None or self.thread is threading.current_thread():
+            return
+        self.thread.join(CLOSE_TIMEOUT_S)
+        if self.thread.is_alive():
+            self.logger.error("%s did not return within %.0f s after stop; its thread is left "
+                              "running", what, CLOSE_TIMEOUT_S)

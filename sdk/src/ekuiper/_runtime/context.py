@@ -1,0 +1,135 @@
+"""The Context implementation shared by every symbol runtime."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from ekuiper import _protocol
+from ekuiper._protocol import Meta
+from ekuiper._transport import Channel, ChannelTimeout
+from ekuiper.context import Context
+from ekuiper.errors import ChannelClosedError
+
+__all__ = ["SymbolContext"]
+
+
+class SymbolContext(Context):
+    """Context of one running symbol instance.
+
+    A source context owns an emitter (the source channel), a sink context an acker;
+    calling the other kind's methods raises a TypeError naming the mistake.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        symbol: str,
+        meta: Meta,
+        logger: logging.Logger,
+    ) -> None:
+        self._kind = kind
+        self._symbol = symbol
+        self._meta = meta
+        self._logger = logger
+        self._emitter: Channel | None = None
+        self._emit_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ack: Callable[[bytes], None] | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Context {self._kind} {self._symbol!r} rule={self._meta.rule_id!r} "
+                f"op={self._meta.op_id!r} instance={self._meta.instance_id}>")
+
+    # -- wiring, used by the runtimes -------------------------------------------------
+
+    def attach_emitter(self, channel: Channel) -> None:
+        self._emitter = channel
+
+    def attach_acker(self, ack: Callable[[bytes], None]) -> None:
+        self._ack = ack
+
+    def mark_stopped(self) -> None:
+        """After this, emit raises ChannelClosedError instead of waiting for eKuiper."""
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # -- Context ----------------------------------------------------------------------
+
+    def get_rule_id(self) -> str:
+        return self._meta.rule_id
+
+    def get_op_id(self) -> str:
+        return self._meta.op_id
+
+    def get_instance_id(self) -> int:
+        return self._meta.instance_id
+
+    def get_logger(self) -> logging.Logger:
+        return self._logger
+
+    def emit(self, message: Any, meta: Any = None) -> None:
+        if self._emitter is None:
+            raise TypeError(f"emit() is for sources; {self._kind} {self._symbol!r} cannot emit")
+        if isinstance(message, Mapping):
+            frames = [_protocol.encode_source_frame(message, meta)]
+        elif isinstance(message, (list, tuple)):
+            # eKuiper rejects a JSON array frame: each row travels on its own.
+            frames = [_protocol.encode_source_frame(row, meta) for row in message]
+        else:
+            raise TypeError(
+                f"emit() takes a dict (one row) or a list of dicts, got {type(message).__name__}"
+            )
+        with self._emit_lock:
+            for frame in frames:
+                self._send_blocking(frame)
+
+    def _send_blocking(self, frame: bytes) -> None:
+        assert self._emitter is not None
+        waited = 0
+        while True:
+            if self._stopped.is_set():
+                raise ChannelClosedError(
+                    f"source {self._symbol!r} of rule {self._meta.rule_id!r} is stopped"
+                )
+            try:
+                self._emitter.send(frame)
+                return
+            except ChannelTimeout:
+                # Backpressure: eKuiper is not reading. Wait rather than drop the row.
+                waited += 1
+                if waited == 5:
+                    self._logger.warning("eKuiper is not taking rows; emit() keeps waiting")
+            except ChannelClosedError:
+                raise ChannelClosedError(
+                    f"source {self._symbol!r} of rule {self._meta.rule_id!r} is stopped"
+                ) from None
+
+    def emit_error(self, error: str) -> None:
+        if self._emitter is None:
+            raise TypeError(
+                f"emit_error() is for sources; {self._kind} {self._symbol!r} cannot emit"
+            )
+        text = str(error)
+        self._logger.error("source error: %s", text)
+        self.send_error_frame(text)
+
+    def send_error_frame(self, text: str) -> None:
+        """Make ``text`` a source exception in eKuiper (see encode_source_error_frame)."""
+        with self._emit_lock:
+            self._send_blocking(_protocol.encode_source_error_frame(text))
+
+    def ack_ok(self) -> None:
+        if self._ack is None:
+            raise TypeError(f"ack_ok() is for sinks; {self._kind} {self._symbol!r} cannot ack")
+        self._ack(_protocol.ACK_OK)
+
+    def ack_error(self, error: str) -> None:
+        if self._ack is None:
+            raise TypeError(f"ack_error() is for sinks; {self._kind} {self._symbol!r} cannot ack")
+        self._ack(_protocol.encode_ack_error(str(error)))

@@ -1,0 +1,133 @@
+"""Runtime of one function symbol: serves every rule that calls it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from ekuiper import _logging, _protocol
+from ekuiper._protocol import Control, FuncRequest, Meta
+from ekuiper._runtime.base import SymbolRuntime, describe_exception
+from ekuiper._runtime.context import SymbolContext
+from ekuiper._transport import Channel, ChannelTimeout, Transport
+from ekuiper.errors import ChannelClosedError, ProtocolError
+from ekuiper.function import Function
+
+__all__ = ["FunctionRuntime"]
+
+# eKuiper's REP gives up on a request after recvTimeout (5 s); resending the handshake
+# at that pace keeps the idle REQ in a state where the next call is received.
+KEEPALIVE_MS = 5000
+# Contexts are per calling expression; rules that only use the function never send a
+# stop, so the number kept is bounded as well as dropped on the rule's stop.
+MAX_CONTEXTS = 1024
+_MAX_DISTINCT_TRACEBACKS = 100
+
+_ContextKey = tuple[str, str, int, int]
+
+
+class FunctionRuntime(SymbolRuntime):
+    """Answers eKuiper's function requests on one thread.
+
+    start (control thread): dial the function channel, spawn the request loop. A second
+    start of the same function (eKuiper restarted its side) keeps the running loop.
+    Loop: send ``handshake``, then answer each request as the next REQ send; an idle
+    receive times out every KEEPALIVE_MS and the handshake is resent.
+    """
+
+    def __init__(self, control: Control, function: Function, plugin_name: str,
+                 transport: Transport, logger: logging.Logger) -> None:
+        super().__init__(control, logger)
+        self.function = function
+        self.plugin_name = plugin_name
+        self.transport = transport
+        self.channel: Channel | None = None
+        self.contexts: OrderedDict[_ContextKey, SymbolContext] = OrderedDict()
+        self._contexts_lock = threading.Lock()
+        self._logged_errors: set[str] = set()
+        self.log_level = control.config.get("logLevel")
+
+    def start(self) -> None:
+        self.channel = self.transport.function(self.control.symbol_name, KEEPALIVE_MS)
+        self._spawn(self._run)
+
+    def _run(self) -> None:
+        assert self.channel is not None
+        channel = self.channel
+        try:
+            channel.send(_protocol.HANDSHAKE)
+            while True:
+                try:
+                    raw = channel.recv()
+                except ChannelTimeout:
+                    channel.send(_protocol.HANDSHAKE)
+                    continue
+                channel.send(self.handle(raw))
+        except ChannelClosedError:
+            if not self.stopping:
+                self.logger.error("function channel closed unexpectedly")
+
+    def handle(self, raw: bytes) -> bytes:
+        """Answer one request; never raises."""
+        try:
+            request = _protocol.parse_func_request(raw)
+        except ProtocolError as exc:
+            self.logger.error("bad function request: %s", exc)
+            return _protocol.encode_func_reply(False, str(exc))
+        try:
+            return self._dispatch(request)
+        except Exception as exc:
+            self._log_failure(request.func, exc)
+            return _protocol.encode_func_reply(False, describe_exception(exc))
+
+    def _dispatch(self, request: FuncRequest) -> bytes:
+        if request.func == "Exec":
+            assert request.call_meta is not None
+            ctx = self.context_for(request.call_meta, request.func_id)
+            return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
+        if request.func == "Validate":
+            verdict = self.function.validate(request.args)
+            if verdict:
+                return _protocol.encode_func_reply(False, str(verdict))
+            return _protocol.encode_func_reply(True, "")
+        return _protocol.encode_func_reply(True, bool(self.function.is_aggregate()))
+
+    def _log_failure(self, call: str, exc: Exception) -> None:
+        # A function failing on every row must not flood the log with tracebacks.
+        signature = f"{call}:{type(exc).__name__}:{exc}"
+        if signature in self._logged_errors:
+            self.logger.debug("%s() raised %s", call.lower(), describe_exception(exc))
+            return
+        if len(self._logged_errors) < _MAX_DISTINCT_TRACEBACKS:
+            self._logged_errors.add(signature)
+        self.logger.error("%s() raised", call.lower(), exc_info=exc)
+
+    def context_for(self, meta: Meta, func_id: int) -> SymbolContext:
+        key = (meta.rule_id, meta.op_id, meta.instance_id, func_id)
+        with self._contexts_lock:
+            ctx = self.contexts.get(key)
+            if ctx is not None:
+                self.contexts.move_to_end(key)
+                return ctx
+            label = (f"{self.plugin_name}/{self.control.symbol_name} rule={meta.rule_id} "
+                     f"op={meta.op_id}/{meta.instance_id} fn={func_id}")
+            ctx = SymbolContext("function", self.control.symbol_name, meta,
+                                _logging.symbol_logger(label, self.log_level))
+            self.contexts[key] = ctx
+            while len(self.contexts) > MAX_CONTEXTS:
+                self.contexts.popitem(last=False)
+            return ctx
+
+    def forget_rule(self, rule_id: str) -> None:
+        """Drop the contexts of a rule that has stopped."""
+        with self._contexts_lock:
+            for key in [k for k in self.contexts if k[0] == rule_id]:
+                del self.contexts[key]
+
+    def _shutdown(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        self._join(f"exec() of {self.control.label}")
+
+

@@ -1,0 +1,100 @@
+"""The plugin process: signals, parent death, orderly shutdown.
+
+Threads: the main thread only waits (in short, interruptible waits, so Python can run
+signal handlers there); the control loop runs on a daemon thread. Shutdown happens on
+the main thread when SIGTERM/SIGINT arrives, when the parent process (eKuiper) is gone,
+or when the control loop ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from ekuiper import _logging, _protocol
+from ekuiper._runtime.config import PluginConfig
+from ekuiper._runtime.plugin import PluginRuntime
+from ekuiper._transport import NngTransport, Transport
+from ekuiper.errors import PluginConfigError
+
+__all__ = ["run"]
+
+# How often the main thread looks for its parent: well inside the 2 s promise.
+PARENT_POLL_S = 0.5
+
+
+def run(config: PluginConfig, transport: Transport | None = None,
+        argv: list[str] | None = None) -> int:
+    """Serve ``config`` until told to stop; return the process exit code.
+
+    Must be called from the main thread (signal handlers can only be set there).
+    """
+    if not isinstance(config, PluginConfig):
+        raise PluginConfigError(
+            f"plugin.start() takes a PluginConfig, got {type(config).__name__}"
+        )
+    logger = _logging.configure_plugin_logging(config.name)
+    _line_buffer_stdout()
+    args = _protocol.parse_plugin_args(sys.argv[1:] if argv is None else argv)
+    runtime = PluginRuntime(config, transport or NngTransport(), args.send_timeout_ms, logger)
+
+    done = threading.Event()
+    outcome = {"code": 0}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def serve() -> None:
+        try:
+            runtime.serve()
+        except Exception:
+            logger.exception("control channel failed; the plugin exits")
+            outcome["code"] = 1
+        done.set()
+
+    parent = os.getppid()
+    control = threading.Thread(target=serve, name="ekuiper-control", daemon=True)
+    control.start()
+    try:
+        while not done.wait(PARENT_POLL_S):
+            if os.getppid() != parent:
+                logger.info("eKuiper (pid %d) is gone; stopping", parent)
+                break
+    finally:
+        runtime.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    logger.info("plugin %r stopped", config.name)
+    return outcome["code"]
+
+
+def _line_buffer_stdout() -> None:
+    # eKuiper 1.x starts plugins without -u: make print() reach its log line by line.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(line_buffering=True)
+        except (ValueError, OSError):
+            pass
+
+
+def exit_process(code: int) -> None:
+    """End the process with ``code``, even if plugin code left non-daemon threads."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (ValueError, OSError):
+            pass
+    alive = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if alive:
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,205 @@
+"""The control loop and the registry of running symbols."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ekuiper import _logging, _protocol
+from ekuiper._protocol import Control
+from ekuiper._runtime.base import SymbolRuntime, describe_exception
+from ekuiper._runtime.config import PluginConfig
+from ekuiper._runtime.function import FunctionRuntime
+from ekuiper._runtime.sink import SinkRuntime
+from ekuiper._runtime.source import SourceRuntime
+from ekuiper._transport import Channel, Transport
+from ekuiper.errors import ChannelClosedError, EkuiperError, SymbolError, SymbolNotFoundError
+
+__all__ = ["PluginRuntime"]
+
+_REQUIRED_METHOD = {"source": "open", "sink": "collect", "func": "exec"}
+
+
+class PluginRuntime:
+    """Serves one plugin's control channel and owns every symbol it started.
+
+    Threads: ``serve`` runs the control loop (one command at a time, each answered before
+    the next is read); ``shutdown`` may be called from any other thread and stops every
+    symbol exactly once. ``handle`` is the loop's body, usable without sockets.
+    """
+
+    def __init__(self, config: PluginConfig, transport: Transport,
+                 send_timeout_ms: int = 1000, logger: logging.Logger | None = None) -> None:
+        self.config = config
+        self.transport = transport
+        self.send_timeout_ms = send_timeout_ms
+        self.logger = logger or logging.getLogger(_logging.PLUGIN_LOGGER_NAME)
+        self.symbols: dict[tuple[str, str, int, str], SymbolRuntime] = {}
+        self.functions: dict[str, FunctionRuntime] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._control: Channel | None = None
+
+    # -- control loop -----------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Handshake, then answer commands until the control channel is closed.
+
+        The control channel never times out: eKuiper 1.x fails a command whose reply is
+        a second handshake, and eKuiper itself waits up to an hour between commands.
+        """
+        control = self.transport.control(self.config.name)
+        with self._lock:
+            if self._closing:
+                control.close()
+                return
+            self._control = control
+        try:
+            control.send(_protocol.HANDSHAKE)
+            self.logger.info("plugin %r connected to eKuiper", self.config.name)
+            while True:
+                raw = control.recv()
+                control.send(self.handle(raw))
+        except ChannelClosedError:
+            if not self._closing:
+                raise
+
+    def handle(self, raw: bytes) -> bytes:
+        """Answer one control frame with ``ok`` or an error text; never raises."""
+        try:
+            command = _protocol.parse_command(raw)
+        except EkuiperError as exc:
+            self.logger.error("bad control command: %s", exc)
+            return _protocol.control_error_reply(str(exc))
+        try:
+            if command.cmd == "start":
+                self._start(command.control)
+            else:
+                self._stop(command.control)
+        except EkuiperError as exc:
+            self.logger.error("%s", exc)
+            return _protocol.control_error_reply(str(exc))
+        except Exception as exc:  # a bug of ours must not end the control loop
+            self.logger.exception("failed to %s %s", command.cmd, command.control.label)
+            return _protocol.control_error_reply(
+                f"cannot {command.cmd} {command.control.label}: {describe_exception(exc)}"
+            )
+        return _protocol.CONTROL_OK
+
+    # -- start/stop -------------------------------------------------------------------
+
+    def _start(self, control: Control) -> None:
+        if self._closing:
+            raise SymbolError(f"cannot start {control.label}: the plugin is shutting down")
+        if control.kind == "func":
+            self._start_function(control)
+            return
+        previous = self.symbols.get(control.key)
+        if previous is not None:
+            # eKuiper's view wins: it only restarts what it believes is not running.
+            self.logger.warning("%s was still running; restarting it", control.label)
+            self._stop(control)
+        runtime = self._build(control)
+        start_symbol(runtime)
+        with self._lock:
+            self.symbols[control.key] = runtime
+        self.logger.info("started %s", control.label)
+
+    def _start_function(self, control: Control) -> None:
+        if control.symbol_name in self.functions:
+            self.logger.debug("%s already serving", control.label)
+            return
+        runtime = self._build(control)
+        assert isinstance(runtime, FunctionRuntime)
+        start_symbol(runtime)
+        with self._lock:
+            self.functions[control.symbol_name] = runtime
+        self.logger.info("started %s", control.label)
+
+    def _build(self, control: Control) -> SymbolRuntime:
+        factory = self.config.get(control.kind, control.symbol_name)
+        if factory is None:
+            raise SymbolNotFoundError(
+                self.config.describe_missing(control.kind, control.symbol_name)
+            )
+        kind_word = "function" if control.kind == "func" else control.kind
+        try:
+            symbol: Any = factory()
+        except Exception as exc:
+            self.logger.exception("factory of %s raised", control.label)
+            raise SymbolError(
+                f"cannot create {kind_word} {control.symbol_name!r}: its factory raised "
+                f"{type(exc).__name__}: {describe_exception(exc)}"
+            ) from exc
+        method = _REQUIRED_METHOD[control.kind]
+        if not callable(getattr(symbol, method, None)):
+            raise SymbolError(
+                f"the factory of {kind_word} {control.symbol_name!r} returned "
+                f"{type(symbol).__name__}, which has no {method}() method; return an "
+                f"instance of ekuiper.{kind_word.capitalize()}"
+            )
+        context = (f"{self.config.name}/{control.symbol_name}" if control.meta.is_empty else
+                   f"{self.config.name}/{control.symbol_name} rule={control.meta.rule_id} "
+                   f"op={control.meta.op_id}/{control.meta.instance_id}")
+        logger = _logging.symbol_logger(context, control.config.get("logLevel"))
+        if control.kind == "func":
+            return FunctionRuntime(control, symbol, self.config.name, self.transport, logger)
+        if control.kind == "source":
+            runtime: SymbolRuntime = SourceRuntime(control, symbol, self.transport,
+                                                   self.send_timeout_ms, logger)
+        else:
+            runtime = SinkRuntime(control, symbol, self.transport, self.send_timeout_ms, logger)
+        return runtime
+
+    def _stop(self, control: Control) -> None:
+        with self._lock:
+            runtime = self.symbols.pop(control.key, None)
+            if runtime is None and control.kind == "func":
+                runtime = self.functions.pop(control.symbol_name, None)
+        if runtime is None:
+            # Stopping what is not running is what eKuiper wants anyway: answer ok.
+            self.logger.warning("stop for %s, which is not running", control.label)
+            return
+        runtime.stop()
+        self.logger.info("stopped %s", control.label)
+        if control.meta.rule_id:
+            for function in list(self.functions.values()):
+                function.forget_rule(control.meta.rule_id)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def running(self) -> list[SymbolRuntime]:
+        """Every running symbol runtime, functions included."""
+        with self._lock:
+            return [*self.symbols.values(), *self.functions.values()]
+
+    def shutdown(self) -> None:
+        """Stop every symbol (each ``close`` once) and close the control channel."""
+        with self._lock:
+            self._closing = True
+            runtimes = [*self.symbols.values(), *self.functions.values()]
+            self.symbols.clear()
+            self.functions.clear()
+            control, self._control = self._control, None
+        for runtime in runtimes:
+            runtime.stop()
+        if control is not None:
+            control.close()
+
+
+def start_symbol(runtime: SymbolRuntime) -> None:
+    """Run a runtime's start, turning a user exception into a SymbolError with its text."""
+    control = runtime.control
+    kind_word = "function" if control.kind == "func" else control.kind
+    try:
+        runtime.start()
+    except EkuiperError:
+        raise
+    except Exception as exc:
+        runtime.logger.exception("starting %s failed", control.label)
+        raise SymbolError(
+            f"{kind_word} {control.symbol_name!r} failed to start: "
+            f"{type(exc).__name__}: {describe_exception(exc)}"
+        ) from exc
+

@@ -1,0 +1,71 @@
+"""Runtime of one source instance."""
+
+from __future__ import annotations
+
+import logging
+
+from ekuiper._protocol import Control
+from ekuiper._runtime.base import SymbolRuntime, call_bounded, describe_exception
+from ekuiper._runtime.context import SymbolContext
+from ekuiper._transport import Channel, Transport
+from ekuiper.errors import ChannelClosedError
+from ekuiper.source import Source
+
+__all__ = ["SourceRuntime"]
+
+
+class SourceRuntime(SymbolRuntime):
+    """Runs ``Source.open`` on its own thread and feeds eKuiper's source channel.
+
+    start (control thread): ``configure`` -> dial the source channel -> spawn ``open``.
+    stop (any thread): emit starts raising ChannelClosedError -> ``close`` (bounded) ->
+    channel closed -> wait (bounded) for ``open`` to return.
+    """
+
+    def __init__(self, control: Control, source: Source, transport: Transport,
+                 send_timeout_ms: int, logger: logging.Logger) -> None:
+        super().__init__(control, logger)
+        self.source = source
+        self.transport = transport
+        self.send_timeout_ms = send_timeout_ms
+        self.ctx = SymbolContext("source", control.symbol_name, control.meta, logger)
+        self.channel: Channel | None = None
+
+    def start(self) -> None:
+        self.source.configure(self.control.datasource, dict(self.control.config))
+        self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
+        self.ctx.attach_emitter(channel)
+        self._spawn(self._run)
+
+    def _run(self) -> None:
+        try:
+            self.source.open(self.ctx)
+        except ChannelClosedError:
+            if not self.stopping:
+                self.logger.error("source channel closed while the rule still runs")
+            return
+        except Exception as exc:
+            if self.stopping:
+                self.logger.debug("open() raised after stop: %s", describe_exception(exc))
+                return
+            self.logger.exception("open() raised; the source produces nothing until the "
+                                  "rule restarts")
+            self._report(f"open() raised {type(exc).__name__}: {describe_exception(exc)}")
+            return
+        if not self.stopping:
+            self.logger.debug("open() returned; the source stays attached until the rule stops")
+
+    def _report(self, text: str) -> None:
+        try:
+            self.ctx.send_error_frame(text)
+        except ChannelClosedError:
+            pass
+
+    def _shutdown(self) -> None:
+        self.ctx.mark_stopped()
+        call_bounded(lambda: self.source.close(self.ctx), f"close() of {self.control.label}",
+                     self.logger)
+        if self.channel is not None:
+            self.channel.close()
+        self._join(f"open() of {self.control.label}")
+

@@ -1,0 +1,158 @@
+"""The one seam between the runtime and the sockets.
+
+The runtime only ever sees :class:`Channel` objects made by a :class:`Transport`; this is
+the only module that imports pynng. Tests can hand the runtime another Transport.
+
+Errors are translated at the seam: a receive or send deadline raises
+:class:`ChannelTimeout`, a closed socket raises :class:`~ekuiper.errors.ChannelClosedError`.
+
+Threading: a channel may be closed from any thread; a blocked ``send``/``recv`` then
+raises ChannelClosedError in the thread that is blocked. Otherwise a channel is used by
+one thread at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Protocol
+
+import pynng
+
+from ekuiper import _protocol
+from ekuiper._protocol import Meta
+from ekuiper.errors import ChannelClosedError
+
+__all__ = ["Channel", "ChannelTimeout", "NngTransport", "Transport", "ipc_dir_from_env"]
+
+IPC_DIR_ENV = "EKUIPER_IPC_DIR"
+_log = logging.getLogger("ekuiper.transport")
+
+
+class ChannelTimeout(Exception):
+    """A send or receive deadline passed; the channel is still usable."""
+
+
+class Channel(Protocol):
+    """A connected nng socket, reduced to what the runtime needs."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Makes the channels of eKuiper's portable-plugin protocol."""
+
+    def control(self, plugin_name: str) -> Channel:
+        """REQ dialled to eKuiper's control REP; no receive deadline (eKuiper waits 1 h)."""
+        ...
+
+    def function(self, symbol_name: str, keepalive_ms: int) -> Channel:
+        """REQ dialled to eKuiper's function REP; recv times out after keepalive_ms."""
+        ...
+
+    def source(self, meta: Meta, send_timeout_ms: int) -> Channel:
+        """PUSH dialled to eKuiper's source PULL; send times out after send_timeout_ms."""
+        ...
+
+    def sink(self, meta: Meta) -> Channel:
+        """PULL listening for eKuiper's sink PUSH; must listen before start is answered."""
+        ...
+
+    def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
+        """PUSH dialled to eKuiper's ack PULL."""
+        ...
+
+
+def ipc_dir_from_env() -> str:
+    """The directory of the IPC socket files: eKuiper always uses /tmp."""
+    return os.environ.get(IPC_DIR_ENV) or "/tmp"
+
+
+class _NngChannel:
+    __slots__ = ("_sock", "url")
+
+    def __init__(self, sock: object, url: str) -> None:
+        self._sock = sock
+        self.url = url
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)  # type: ignore[attr-defined]
+        except pynng.Timeout:
+            raise ChannelTimeout(f"send on {self.url} timed out") from None
+        except pynng.Closed:
+            raise ChannelClosedError(f"{self.url} is closed") from None
+
+    def recv(self) -> bytes:
+        try:
+            return bytes(self._sock.recv())  # type: ignore[attr-defined]
+        except pynng.Timeout:
+            raise ChannelTimeout(f"receive on {self.url} timed out") from None
+        except pynng.Closed:
+            raise ChannelClosedError(f"{self.url} is closed") from None
+
+    def close(self) -> None:
+        self._sock.close()  # type: ignore[attr-defined]
+
+
+class NngTransport:
+    """Channels over pynng IPC sockets under ``ipc_dir`` (eKuiper uses ``/tmp``)."""
+
+    # eKuiper listens before it sends the start command, so dials succeed at once; the
+    # retries cover only a listener that is still being set up (e.g. after a restart).
+    dial_attempts = 50
+    dial_interval_s = 0.1
+
+    def __init__(self, ipc_dir: str | None = None) -> None:
+        self.ipc_dir = ipc_dir or ipc_dir_from_env()
+
+    def _dial(self, sock: object, url: str) -> _NngChannel:
+        last: Exception | None = None
+        for _ in range(self.dial_attempts):
+            try:
+                sock.dial(url, block=True)  # type: ignore[attr-defined]
+                return _NngChannel(sock, url)
+            except Exception as exc:  # pynng raises several kinds for "not there yet"
+                last = exc
+                time.sleep(self.dial_interval_s)
+        sock.close()  # type: ignore[attr-defined]
+        raise ConnectionError(f"cannot connect to {url}: {last}; is eKuiper listening there?")
+
+    def _listen(self, sock: object, url: str) -> _NngChannel:
+        last: Exception | None = None
+        for _ in range(10):
+            try:
+                sock.listen(url)  # type: ignore[attr-defined]
+                return _NngChannel(sock, url)
+            except Exception as exc:
+                last = exc
+                time.sleep(0.05)
+        sock.close()  # type: ignore[attr-defined]
+        raise ConnectionError(f"cannot listen on {url}: {last}")
+
+    def control(self, plugin_name: str) -> Channel:
+        url = _protocol.control_url(self.ipc_dir, plugin_name)
+        return self._dial(pynng.Req0(recv_max_size=0), url)
+
+    def function(self, symbol_name: str, keepalive_ms: int) -> Channel:
+        url = _protocol.function_url(self.ipc_dir, symbol_name)
+        # resend_time=0: the keepalive handshake, not nng, re-drives an idle REQ.
+        sock = pynng.Req0(recv_timeout=keepalive_ms, resend_time=0, recv_max_size=0)
+        return self._dial(sock, url)
+
+    def source(self, meta: Meta, send_timeout_ms: int) -> Channel:
+        url = _protocol.symbol_data_url(self.ipc_dir, meta)
+        return self._dial(pynng.Push0(send_timeout=send_timeout_ms), url)
+
+    def sink(self, meta: Meta) -> Channel:
+        url = _protocol.symbol_data_url(self.ipc_dir, meta)
+        return self._listen(pynng.Pull0(recv_max_size=0), url)
+
+    def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
+        url = _protocol.sink_ack_url(self.ipc_dir, meta)
+        return self._dial(pynng.Push0(send_timeout=send_timeout_ms), url)

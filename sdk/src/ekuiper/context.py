@@ -1,0 +1,59 @@
+"""The context handed to every symbol method that runs inside a rule."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+__all__ = ["Context"]
+
+
+class Context(ABC):
+    """What a symbol knows about the rule it runs in, and how it talks back to eKuiper.
+
+    The runtime creates one context per running symbol instance (per rule, operator and
+    instance for sources and sinks; per calling expression for functions). Methods are
+    safe to call from any thread.
+    """
+
+    @abstractmethod
+    def get_rule_id(self) -> str:
+        """The id of the rule this symbol instance runs in ("" for a function's start)."""
+
+    @abstractmethod
+    def get_op_id(self) -> str:
+        """The id of the operator inside the rule."""
+
+    @abstractmethod
+    def get_instance_id(self) -> int:
+        """The instance number, when the operator runs with concurrency > 1."""
+
+    @abstractmethod
+    def get_logger(self) -> logging.Logger:
+        """A ``logging.Logger`` whose lines name the plugin, symbol, rule and operator.
+
+        Lines go to the plugin's stderr at once, which eKuiper copies into its log.
+        The level follows ``EKUIPER_PLUGIN_LOG_LEVEL``, the descriptor's ``logLevel``
+        and the symbol's ``logLevel`` config property, most specific first.
+        """
+
+    @abstractmethod
+    def emit(self, message: Any, meta: Any = None) -> None:
+        """Source only: send one row (a dict) or several (a list of dicts) to the rule.
+
+        Blocks while eKuiper is not reading (backpressure) and retries until the row is
+        taken or the source is stopped; raises ChannelClosedError once it is stopped.
+        """
+
+    @abstractmethod
+    def emit_error(self, error: str) -> None:
+        """Source only: report an error; it is logged and counted as a source exception."""
+
+    @abstractmethod
+    def ack_ok(self) -> None:
+        """Sink only: acknowledge the current message (needs ``requireAck: true``)."""
+
+    @abstractmethod
+    def ack_error(self, error: str) -> None:
+        """Sink only: report that the current message failed with ``error``."""

@@ -1,0 +1,54 @@
+"""Exceptions raised by the SDK.
+
+Every exception the SDK raises on purpose derives from :class:`EkuiperError`, so a plugin
+can catch them all with one clause::
+
+    EkuiperError                  root of everything below
+    ├── ProtocolError             eKuiper sent a frame or command the SDK cannot understand
+    ├── PluginConfigError         PluginConfig or the plugin descriptor is unusable
+    ├── SymbolError               a start command names a symbol the plugin cannot run
+    │   └── SymbolNotFoundError   no factory registered under that name and kind
+    └── ChannelClosedError        emit/ack on a symbol that has been stopped
+
+Messages say what went wrong and what to do about it; the runtime forwards them to
+eKuiper verbatim, where they surface as the rule's or plugin's error text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChannelClosedError",
+    "EkuiperError",
+    "PluginConfigError",
+    "ProtocolError",
+    "SymbolError",
+    "SymbolNotFoundError",
+]
+
+
+class EkuiperError(Exception):
+    """Root of every exception the SDK raises on purpose."""
+
+
+class ProtocolError(EkuiperError):
+    """A frame or command from eKuiper is malformed or of an unknown kind."""
+
+
+class PluginConfigError(EkuiperError):
+    """The PluginConfig handed to ``plugin.start`` (or the descriptor) is unusable."""
+
+
+class SymbolError(EkuiperError):
+    """A symbol could not be started: its factory or ``configure`` failed."""
+
+
+class SymbolNotFoundError(SymbolError):
+    """A start command names a symbol that the PluginConfig does not register."""
+
+
+class ChannelClosedError(EkuiperError):
+    """The symbol was stopped; ``emit``/``ack`` can no longer reach eKuiper.
+
+    Raised from ``ctx.emit`` once the rule stops the source: let it propagate out of
+    ``open`` (the runtime expects it and ends the source quietly).
+    """

@@ -1,0 +1,49 @@
+"""The base class of sink symbols."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from ekuiper.context import Context
+
+__all__ = ["Sink"]
+
+
+class Sink(ABC):
+    """A symbol that receives a rule's results.
+
+    Lifecycle, driven by eKuiper's start/stop commands for one rule action:
+
+    1. The factory in ``PluginConfig.sinks`` builds the object and ``configure(conf)``
+       runs on the control thread with the action's properties; an exception fails the
+       rule's start with its message.
+    2. On the sink's own thread: ``open(ctx)`` once, then ``collect(ctx, data)`` for
+       every message, one at a time, in order.
+    3. ``close(ctx)`` runs exactly once when the rule stops, after the last ``collect``
+       has returned (or, if ``collect`` hangs, after a bounded wait).
+
+    ``data`` is the bytes eKuiper sent (as with the official SDK): a JSON array of rows,
+    or one JSON object per message with ``sendSingle: true``. Set ``decode_rows = True``
+    on the class to receive a ``list[dict]`` of rows whatever ``sendSingle`` is.
+
+    With ``requireAck: true`` in the action, every message is acknowledged: a ``collect``
+    that returns without calling ``ctx.ack_ok``/``ctx.ack_error`` is acked ok, one that
+    raises is acked with the exception's text. Without ``requireAck`` the ack calls do
+    nothing. A failing message never stops the sink.
+    """
+
+    decode_rows: ClassVar[bool] = False
+
+    def configure(self, conf: dict[str, Any]) -> None:  # noqa: B027
+        """Take the rule action's properties; raise if they are unusable."""
+
+    def open(self, ctx: Context) -> None:  # noqa: B027
+        """Connect to whatever the sink writes to; raising makes every message fail."""
+
+    @abstractmethod
+    def collect(self, ctx: Context, data: Any) -> None:
+        """Handle one message from the rule."""
+
+    def close(self, ctx: Context) -> None:  # noqa: B027
+        """Release resources; called once."""

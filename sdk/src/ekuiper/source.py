@@ -1,0 +1,37 @@
+"""The base class of source symbols."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from ekuiper.context import Context
+
+__all__ = ["Source"]
+
+
+class Source(ABC):
+    """A symbol that produces rows for a stream.
+
+    Lifecycle, all driven by eKuiper's start/stop commands for one rule operator:
+
+    1. The factory registered in ``PluginConfig.sources`` builds the object, and
+       ``configure(datasource, conf)`` runs, both on the control thread: an exception
+       here fails the rule's start with its message.
+    2. ``open(ctx)`` runs on a thread of its own and may block for as long as the rule
+       runs, calling ``ctx.emit`` for each row. It may also return at once and emit
+       from threads it started; the source stays attached until the rule stops it.
+    3. ``close(ctx)`` runs exactly once when the rule stops (or the plugin shuts down),
+       on the control thread; it should make ``open`` return. After it, ``ctx.emit``
+       raises ChannelClosedError, which ends an ``open`` that ignores ``close``.
+    """
+
+    def configure(self, datasource: str, conf: dict[str, Any]) -> None:  # noqa: B027
+        """Take the stream's DATASOURCE and the merged configuration; raise if unusable."""
+
+    @abstractmethod
+    def open(self, ctx: Context) -> None:
+        """Produce rows with ``ctx.emit`` until ``close`` is called."""
+
+    def close(self, ctx: Context) -> None:  # noqa: B027
+        """Stop producing and release resources; called once."""
