@@ -1,0 +1,160 @@
+"""testplug: symbols that misbehave on purpose, for the protocol and e2e tests.
+
+Every lifecycle call is appended as a JSON line to $TESTPLUG_OUT/events.jsonl so tests
+can see what ran, in which order, and how often.
+"""
+
+import json
+import os
+import threading
+import time
+from typing import Any, List
+
+from ekuiper import Context, Function, PluginConfig, Sink, Source, plugin
+
+_lock = threading.Lock()
+
+
+def record(event: str, **fields: Any) -> None:
+    out = os.environ.get("TESTPLUG_OUT")
+    if not out:
+        return
+    with _lock, open(os.path.join(out, "events.jsonl"), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"event": event, **fields}) + "\n")
+
+
+class Counter(Source):
+    """Emits {"n": i, "datasource": ds} rows; conf: interval, batch (emit lists), limit."""
+
+    def configure(self, datasource: str, conf: dict) -> None:
+        if conf.get("fail_configure"):
+            raise ValueError("fail_configure was set")
+        self.datasource = datasource
+        self.conf = conf
+        self.stop = threading.Event()
+        record("configure", symbol="counter", datasource=datasource, conf=conf)
+
+    def open(self, ctx: Context) -> None:
+        record("open", symbol="counter", rule=ctx.get_rule_id())
+        ctx.get_logger().info("counter open")
+        n = 0
+        interval = float(self.conf.get("interval", 0.01))
+        batch = int(self.conf.get("batch", 0))
+        limit = int(self.conf.get("limit", 0))
+        while not self.stop.is_set():
+            if batch:
+                ctx.emit([{"n": n + i, "datasource": self.datasource} for i in range(batch)])
+                n += batch
+            else:
+                ctx.emit({"n": n, "datasource": self.datasource}, {"seq": n})
+                n += 1
+            if limit and n >= limit:
+                self.stop.wait()
+                break
+            time.sleep(interval)
+
+    def close(self, ctx: Context) -> None:
+        record("close", symbol="counter", rule=ctx.get_rule_id())
+        self.stop.set()
+
+
+class Stubborn(Source):
+    """Ignores close(): its open() only ends because emit raises after stop."""
+
+    def open(self, ctx: Context) -> None:
+        record("open", symbol="stubborn")
+        while True:
+            ctx.emit({"x": 1})
+            time.sleep(0.01)
+
+
+class Broken(Source):
+    """open() raises at once."""
+
+    def open(self, ctx: Context) -> None:
+        raise RuntimeError("device unplugged")
+
+    def close(self, ctx: Context) -> None:
+        record("close", symbol="broken")
+
+
+class Reporter(Source):
+    """Reports an error with emit_error, then emits one row."""
+
+    def open(self, ctx: Context) -> None:
+        ctx.emit_error("sensor offline")
+        ctx.emit({"after": "error"})
+
+
+class Recorder(Sink):
+    """Records every message; conf: fail_on (raise when text contains it),
+    nack_on (ack_error when text contains it), manual_ack (ack itself)."""
+
+    def configure(self, conf: dict) -> None:
+        self.conf = conf
+        record("configure", symbol="recorder", conf=conf)
+
+    def open(self, ctx: Context) -> None:
+        record("open", symbol="recorder", rule=ctx.get_rule_id())
+
+    def collect(self, ctx: Context, data: Any) -> None:
+        text = data.decode() if isinstance(data, bytes) else json.dumps(data)
+        record("collect", symbol="recorder", data=text, type=type(data).__name__)
+        if self.conf.get("fail_on") and self.conf["fail_on"] in text:
+            raise ValueError(f"cannot store {text}")
+        if self.conf.get("nack_on") and self.conf["nack_on"] in text:
+            ctx.ack_error("rejected by recorder")
+            return
+        if self.conf.get("manual_ack"):
+            ctx.ack_ok()
+
+    def close(self, ctx: Context) -> None:
+        record("close", symbol="recorder", rule=ctx.get_rule_id())
+
+
+class RowRecorder(Recorder):
+    decode_rows = True
+
+
+class BadOpenSink(Sink):
+    def open(self, ctx: Context) -> None:
+        raise ConnectionError("database down")
+
+    def collect(self, ctx: Context, data: Any) -> None:
+        record("collect", symbol="badopen")
+
+
+class Upper(Function):
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        record("exec", symbol="upper", rule=ctx.get_rule_id(), ctx=id(ctx))
+        return str(args[0]).upper()
+
+
+class Fails(Function):
+    def validate(self, args: List[Any]) -> str:
+        return "" if len(args) == 1 else "fails takes one argument"
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        raise ZeroDivisionError("cannot divide by zero")
+
+    def is_aggregate(self) -> bool:
+        return True
+
+
+class NotJson(Function):
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        return object()
+
+
+def broken_factory() -> Source:
+    raise RuntimeError("factory exploded")
+
+
+if __name__ == "__main__":
+    plugin.start(PluginConfig(
+        "testplug",
+        {"counter": Counter, "stubborn": Stubborn, "broken": Broken, "reporter": Reporter,
+         "badfactory": broken_factory},
+        {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink},
+        {"upper": Upper, "fails": Fails, "notjson": NotJson},
+    ))

@@ -1,0 +1,232 @@
+"""ProtocolHost: a small stand-in for eKuiper's side of the plugin sockets.
+
+It is *not* eKuiper. It listens and dials exactly as PROTOCOL.md says eKuiper's Go
+runtime does (control REP listening, source PULL, sink PUSH, ack PULL, function REP),
+so protocol tests run in a second; the end-to-end tests in tests/e2e run the real
+kuiperd and are the final word.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pynng
+
+PLUGIN_ARG = json.dumps({"sendTimeout": 1000})
+
+
+def _url(ipc_dir: str, name: str) -> str:
+    return f"ipc://{ipc_dir}/{name}.ipc"
+
+
+def _rep_request(sock: pynng.Socket, payload: bytes, *, skip_handshakes: bool) -> bytes:
+    """eKuiper's REP-side request: reply to the pending request, read the answer.
+
+    eKuiper 2.x skips answers that start with ``h`` (a plugin that re-handshook) and
+    resends; 1.x (skip_handshakes=False) takes them as the answer.
+    """
+    while True:
+        try:
+            sock.send(payload)
+        except pynng.BadState:
+            sock.recv()  # no pending request yet: wait for the plugin's next one
+            sock.send(payload)
+        answer = sock.recv()
+        if skip_handshakes and answer[:1] == b"h":
+            continue
+        return answer
+
+
+@dataclass
+class SourceHandle:
+    """The PULL side of one started source."""
+
+    sock: pynng.Socket
+
+    def frames(self, count: int, timeout: float = 10.0) -> list[bytes]:
+        got: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"got {len(got)} of {count} source frames: {got!r}")
+            try:
+                got.append(self.sock.recv())
+            except pynng.Timeout:
+                continue
+        return got
+
+    def rows(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        return [json.loads(frame) for frame in self.frames(count, timeout)]
+
+
+@dataclass
+class SinkHandle:
+    """The PUSH side (data) and PULL side (acks) of one started sink."""
+
+    data: pynng.Socket
+    acks: pynng.Socket
+
+    def send(self, payload: bytes) -> None:
+        self.data.send(payload)
+
+    def ack(self, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return json.loads(self.acks.recv())
+            except pynng.Timeout:
+                if time.monotonic() > deadline:
+                    raise AssertionError("no ack from the sink") from None
+
+    def no_ack_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.acks.recv()
+                return False
+            except pynng.Timeout:
+                continue
+        return True
+
+
+@dataclass
+class FunctionHandle:
+    """The REP side of one function channel."""
+
+    sock: pynng.Socket
+
+    def request(self, func: str, arg: Any) -> dict[str, Any]:
+        payload = json.dumps({"func": func, "arg": arg}).encode()
+        return json.loads(_rep_request(self.sock, payload, skip_handshakes=True))
+
+    def exec(self, *args: Any, rule: str = "r1", op: str = "op1", instance: int = 0,
+             func_id: int = 0) -> dict[str, Any]:
+        meta = json.dumps({"ruleId": rule, "opId": op, "instanceId": instance,
+                           "funcId": func_id})
+        return self.request("Exec", [*args, meta])
+
+
+@dataclass
+class ProtocolHost:
+    """Plays eKuiper's side for one plugin process."""
+
+    ipc_dir: str
+    plugin_name: str
+    v1: bool = False
+    control: pynng.Socket | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _open: list[pynng.Socket] = field(default_factory=list)
+    _by_instance: dict[str, list[pynng.Socket]] = field(default_factory=dict)
+
+    # -- process ----------------------------------------------------------------------
+
+    def launch(self, script: Path, env: dict[str, str] | None = None,
+               handshake_timeout: float = 20.0) -> subprocess.Popen[bytes]:
+        self.control = self._sock(pynng.Rep0(recv_timeout=int(handshake_timeout * 1000)))
+        self.control.listen(_url(self.ipc_dir, f"plugin_{self.plugin_name}"))
+        full_env = {**os.environ, "EKUIPER_IPC_DIR": self.ipc_dir, **(env or {})}
+        self.log_path = Path(self.ipc_dir) / f"{self.plugin_name}.log"
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", str(script), PLUGIN_ARG],
+            cwd=script.parent, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        hello = self.control.recv()
+        assert hello == b"handshake", hello
+        self.control.recv_timeout = 20_000
+        return self.process
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def command(self, cmd: str, control: dict[str, Any]) -> bytes:
+        assert self.control is not None
+        payload = json.dumps({"cmd": cmd, "arg": json.dumps(control)}).encode()
+        return _rep_request(self.control, payload, skip_handshakes=not self.v1)
+
+    def raw_command(self, payload: bytes) -> bytes:
+        assert self.control is not None
+        return _rep_request(self.control, payload, skip_handshakes=not self.v1)
+
+    # -- symbols ----------------------------------------------------------------------
+
+    def control_for(self, kind: str, symbol: str, rule: str = "r1", op: str = "op1",
+                    instance: int = 0, datasource: str | None = None,
+                    config: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctrl: dict[str, Any] = {
+            "symbolName": symbol,
+            "meta": {"ruleId": rule, "opId": op, "instanceId": instance},
+            "pluginType": kind,
+        }
+        if datasource is not None and self.v1:
+            ctrl["dataSource"] = datasource
+        cfg = dict(config or {})
+        if datasource is not None and not self.v1:
+            cfg["datasource"] = datasource
+        if cfg:
+            ctrl["config"] = cfg
+        return ctrl
+
+    def start_source(self, symbol: str, **kw: Any) -> tuple[bytes, SourceHandle]:
+        ctrl = self.control_for("source", symbol, **kw)
+        sock = self._sock(pynng.Pull0(recv_timeout=500))
+        sock.listen(_url(self.ipc_dir, self._data_name(ctrl)))
+        reply = self.command("start", ctrl)
+        if reply != b"ok":
+            sock.close()  # as eKuiper does when a start fails
+        self._by_instance[self._data_name(ctrl)] = [sock]
+        return reply, SourceHandle(sock)
+
+    def start_sink(self, symbol: str, **kw: Any) -> tuple[bytes, SinkHandle | None]:
+        ctrl = self.control_for("sink", symbol, **kw)
+        acks = self._sock(pynng.Pull0(recv_timeout=500))
+        acks.listen(_url(self.ipc_dir, self._data_name(ctrl) + "_ack"))
+        reply = self.command("start", ctrl)
+        if reply != b"ok":
+            acks.close()
+            return reply, None
+        data = self._sock(pynng.Push0(send_timeout=5000))
+        data.dial(_url(self.ipc_dir, self._data_name(ctrl)), block=True)
+        self._by_instance[self._data_name(ctrl)] = [data, acks]
+        return reply, SinkHandle(data, acks)
+
+    def start_function(self, symbol: str) -> tuple[bytes, FunctionHandle]:
+        sock = self._sock(pynng.Rep0(recv_timeout=5000, send_timeout=5000))
+        sock.listen(_url(self.ipc_dir, f"func_{symbol}"))
+        ctrl = {"symbolName": symbol, "meta": {"ruleId": "", "opId": "", "instanceId": 0},
+                "pluginType": "func"}
+        return self.command("start", ctrl), FunctionHandle(sock)
+
+    def stop(self, kind: str, symbol: str, **kw: Any) -> bytes:
+        """Like eKuiper: close this instance's data sockets, then send stop."""
+        ctrl = self.control_for(kind, symbol, **kw)
+        for sock in self._by_instance.pop(self._data_name(ctrl), []):
+            sock.close()
+        return self.command("stop", ctrl)
+
+    @staticmethod
+    def _data_name(ctrl: dict[str, Any]) -> str:
+        meta = ctrl["meta"]
+        return f"{meta['ruleId']}_{meta['opId']}_{meta['instanceId']}"
+
+    def _sock(self, sock: pynng.Socket) -> pynng.Socket:
+        self._open.append(sock)
+        return sock
+
+    # -- teardown ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for sock in self._open:
+            sock.close()
+        self._open.clear()

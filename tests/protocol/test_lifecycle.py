@@ -1,0 +1,110 @@
+"""Process lifecycle: signals, parent death, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import TEST_PLUGINS
+from tests.protocol.events import events, wait_for
+from tests.protocol.host import PLUGIN_ARG, ProtocolHost
+
+
+def test_sigterm_closes_every_symbol_and_exits_0(testplug: ProtocolHost, out_dir: Path) -> None:
+    """SIGTERM closes each running source and sink once, then the process exits 0."""
+    testplug.start_source("counter", rule="a")[1].rows(1)
+    testplug.start_sink("recorder", rule="b")
+    assert testplug.process is not None
+    testplug.process.send_signal(signal.SIGTERM)
+    assert testplug.process.wait(10) == 0
+    closes = sorted((e["symbol"], e["rule"]) for e in events(out_dir, "close"))
+    assert closes == [("counter", "a"), ("recorder", "b")]
+
+
+def test_sigint_exits_0(testplug: ProtocolHost) -> None:
+    """SIGINT (Ctrl-C) is an orderly stop too, not a KeyboardInterrupt traceback."""
+    assert testplug.process is not None
+    testplug.process.send_signal(signal.SIGINT)
+    assert testplug.process.wait(10) == 0
+    assert "Traceback" not in testplug.log()
+
+
+def test_sigterm_while_idle_exits_promptly(testplug: ProtocolHost) -> None:
+    """An idle plugin blocked on the control channel still reacts to SIGTERM at once."""
+    assert testplug.process is not None
+    started = time.monotonic()
+    testplug.process.send_signal(signal.SIGTERM)
+    testplug.process.wait(10)
+    assert time.monotonic() - started < 2.0
+
+
+_LAUNCHER = """
+import subprocess, sys, time
+p = subprocess.Popen([sys.executable, "-u", sys.argv[1], sys.argv[2]])
+print(p.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_plugin_exits_within_2s_when_parent_dies(ipc_dir: str, out_dir: Path) -> None:
+    """When the process that started the plugin is SIGKILLed, the plugin exits within 2 s."""
+    host = ProtocolHost(ipc_dir, "testplug")
+    import pynng
+    host.control = pynng.Rep0(recv_timeout=20000)
+    host.control.listen(f"ipc://{ipc_dir}/plugin_testplug.ipc")
+    env = {**os.environ, "EKUIPER_IPC_DIR": ipc_dir, "TESTPLUG_OUT": str(out_dir)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, str(TEST_PLUGINS / "testplug" / "testplug.py"),
+         PLUGIN_ARG], env=env, stdout=subprocess.PIPE)
+    try:
+        assert launcher.stdout is not None
+        plugin_pid = int(launcher.stdout.readline())
+        assert host.control.recv() == b"handshake"
+        host.start_source("counter", rule="orphan")[1].rows(1)
+        launcher.kill()
+        launcher.wait()
+        killed = time.monotonic()
+        wait_for(lambda: not _alive(plugin_pid), timeout=5, what="plugin exit")
+        assert time.monotonic() - killed < 2.0
+        assert [e["rule"] for e in events(out_dir, "close")] == ["orphan"]
+    finally:
+        launcher.kill()
+        host.close()
+        if _alive(plugin_pid):
+            os.kill(plugin_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_no_socket_files_left_after_stop(testplug: ProtocolHost, ipc_dir: str) -> None:
+    """After a sink stops, the plugin's listening socket file is gone."""
+    testplug.start_sink("recorder", rule="sock")
+    assert Path(ipc_dir, "sock_op1_0.ipc").exists()
+    testplug.stop("sink", "recorder", rule="sock")
+    wait_for(lambda: not Path(ipc_dir, "sock_op1_0.ipc").exists(), timeout=3,
+             what="socket file removal")
+
+
+def test_no_symbol_threads_left_after_stop(testplug: ProtocolHost) -> None:
+    """After stopping a source and a sink, the plugin logs no thread left running."""
+    testplug.start_source("counter", rule="t")[1].rows(1)
+    testplug.start_sink("recorder", rule="t")
+    testplug.stop("source", "counter", rule="t")
+    testplug.stop("sink", "recorder", rule="t")
+    assert "left running" not in testplug.log()
+    assert "did not return" not in testplug.log()
