@@ -35,7 +35,7 @@ def parse_level(value: Any) -> int | None:
         return value
     if isinstance(value, str) and value.strip():
         text = value.strip().upper()
-        if text.isdigit():
+        if text.isdecimal():
             return int(text)
         if text == "WARN":
             text = "WARNING"

@@ -128,6 +128,8 @@ class PluginArgs:
 def _loads(raw: bytes | str, what: str) -> Any:
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply to decode") from None
     except (ValueError, UnicodeDecodeError) as exc:
         shown = raw[:200] if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
         raise ProtocolError(f"{what} is not valid JSON ({exc}): {shown!r}") from None
@@ -270,7 +272,9 @@ def encode_source_error_frame(text: str) -> bytes:
 
 def encode_ack_error(text: str) -> bytes:
     """Encode a negative sink ack; eKuiper raises it as an IO error on the sink."""
-    return dumps({"error": text or "sink reported an error without a message"})
+    # Exception texts may hold lone surrogates, which strict UTF-8 cannot encode.
+    clean = text.encode("utf-8", "replace").decode("utf-8")
+    return dumps({"error": clean or "sink reported an error without a message"})
 
 
 def decode_sink_rows(raw: bytes) -> list[dict[str, Any]]:
@@ -347,7 +351,7 @@ def parse_plugin_args(argv: list[str]) -> PluginArgs:
             timeout = value.get("sendTimeout", 1000)
             if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 \
                     and math.isfinite(timeout):
-                return PluginArgs(int(timeout))
+                return PluginArgs(max(1, math.ceil(timeout)))
     return PluginArgs()
 
 

@@ -11,7 +11,7 @@ from ekuiper._protocol import Control, FuncRequest, Meta
 from ekuiper._runtime.base import SymbolRuntime, describe_exception
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
-from ekuiper.errors import ChannelClosedError, ProtocolError
+from ekuiper.errors import ChannelClosedError
 from ekuiper.function import Function
 
 __all__ = ["FunctionRuntime"]
@@ -72,7 +72,7 @@ class FunctionRuntime(SymbolRuntime):
         """Answer one request; never raises."""
         try:
             request = _protocol.parse_func_request(raw)
-        except ProtocolError as exc:
+        except Exception as exc:  # whatever eKuiper sent, the function must go on
             self.logger.error("bad function request: %s", exc)
             return _protocol.encode_func_reply(False, str(exc))
         try:

@@ -69,7 +69,7 @@ class PluginRuntime:
         """Answer one control frame with ``ok`` or an error text; never raises."""
         try:
             command = _protocol.parse_command(raw)
-        except EkuiperError as exc:
+        except Exception as exc:  # whatever eKuiper sent, the loop must go on
             self.logger.error("bad control command: %s", exc)
             return _protocol.control_error_reply(str(exc))
         try:

@@ -1,0 +1,237 @@
+"""A real kuiperd for end-to-end tests: build or find the binary, lay out a home, run it.
+
+Everything here talks to kuiperd only the way a user does: files in its home before
+boot, and its REST API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO
+
+DEFAULT_VERSION = "v2.4.0"
+KUIPERD_SCRIPT = REPO / "scripts" / "kuiperd.sh"
+
+
+class KuiperdUnavailable(Exception):
+    """No kuiperd binary can be had on this machine (no cache, no Go, no Docker)."""
+
+
+def kuiperd_dist(version: str) -> Path:
+    """The cached kuiperd for ``version`` (bin/kuiperd, etc/), built on first use."""
+    try:
+        result = subprocess.run(["bash", str(KUIPERD_SCRIPT), version], check=True,
+                                capture_output=True, text=True, timeout=1800)
+    except subprocess.CalledProcessError as exc:
+        raise KuiperdUnavailable(
+            f"scripts/kuiperd.sh {version} failed:\n{exc.stderr[-3000:]}") from None
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sync_metadata(plugin_dir: Path, etc: Path) -> None:
+    """Copy a plugin's sources/ sinks/ functions/ files into etc/, as REST install does."""
+    for kind in ("sources", "sinks", "functions"):
+        folder = plugin_dir / kind
+        if folder.is_dir():
+            (etc / kind).mkdir(parents=True, exist_ok=True)
+            for item in folder.iterdir():
+                shutil.copy2(item, etc / kind / item.name)
+
+
+def make_plugin_zip(plugin_dir: Path, dest: Path) -> Path:
+    """Zip a plugin folder the way eKuiper's REST install expects (files at the root)."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(plugin_dir.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(plugin_dir).as_posix())
+    return dest
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+
+    @property
+    def text(self) -> str:
+        return self.body if isinstance(self.body, str) else json.dumps(self.body)
+
+
+@dataclass
+class Kuiperd:
+    """One kuiperd process with its own home and ports."""
+
+    version: str
+    home: Path
+    dist: Path
+    env: dict[str, str] = field(default_factory=dict)
+    rest_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    rule_ids: list[str] = field(default_factory=list)
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "kuiperd.out"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.lstrip("v").split(".")[0])
+
+    # -- layout and process -----------------------------------------------------------
+
+    def lay_out(self) -> None:
+        shutil.copytree(self.dist / "etc", self.home / "etc", dirs_exist_ok=True)
+        for sub in ("data", "log", "plugins/sources", "plugins/sinks", "plugins/functions",
+                    "plugins/portable"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+
+    def drop_in(self, plugin_dir: Path) -> Path:
+        """Install a plugin folder before boot: plugins/portable/<name> + metadata in etc/."""
+        target = self.home / "plugins" / "portable" / plugin_dir.name
+        shutil.copytree(plugin_dir, target, ignore=shutil.ignore_patterns("__pycache__"))
+        sync_metadata(plugin_dir, self.home / "etc")
+        return target
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.rest_port = free_port()
+        env = {
+            **os.environ,
+            "KuiperBaseKey": str(self.home),
+            "KUIPER__BASIC__RESTPORT": str(self.rest_port),
+            "KUIPER__BASIC__PORT": str(free_port()),
+            "KUIPER__BASIC__CONSOLELOG": "true",
+            "KUIPER__BASIC__PPROF": "false",
+            "KUIPER__BASIC__ENABLEPRIVATENET": "true",
+            "KUIPER__SOURCE__HTTPSERVERPORT": str(free_port()),
+            "KUIPER__PORTABLE__PYTHONBIN": sys.executable,
+            "KUIPER__PORTABLE__INITTIMEOUT": "60s",
+            **self.env,
+        }
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(self.dist / "bin" / "kuiperd")], cwd=self.home,
+                                     env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kuiperd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.get("/").status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"kuiperd REST did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def plugin_pids(self, name: str | None = None) -> list[int]:
+        """Processes started from this home's plugins/portable (optionally one plugin's)."""
+        marker = str(self.home / "plugins" / "portable") + "/"
+        if name:
+            marker += name + "/"
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = (entry / "stat").read_text().split()[2]
+            except OSError:
+                continue
+            if marker in cmdline and state != "Z":
+                pids.append(int(entry.name))
+        return pids
+
+    # -- REST -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None) -> Response:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        text = raw.decode(errors="replace")
+        try:
+            return Response(status, json.loads(text))
+        except ValueError:
+            return Response(status, text)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Response:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Response:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Response:
+        return self.request("DELETE", path)
+
+    # -- conveniences used by the scenarios -------------------------------------------
+
+    def create_stream(self, name: str, type_: str, datasource: str, extra: str = "") -> None:
+        sql = (f'CREATE STREAM {name} () WITH (TYPE="{type_}", DATASOURCE="{datasource}", '
+               f'FORMAT="json"{extra})')
+        resp = self.post("/streams", {"sql": sql})
+        assert resp.status in (200, 201), resp
+
+    def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]]) -> Response:
+        self.rule_ids.append(rule_id)
+        return self.post("/rules", {"id": rule_id, "sql": sql, "actions": actions})
+
+    def rule_status(self, rule_id: str) -> dict[str, Any]:
+        resp = self.get(f"/rules/{rule_id}/status")
+        assert resp.status == 200, resp
+        assert isinstance(resp.body, dict), resp
+        return resp.body
+
+    def wait_status(self, rule_id: str, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.rule_status(rule_id)
+            if predicate(status):
+                return status
+            time.sleep(0.2)
+        raise AssertionError(f"rule {rule_id} status never matched: {json.dumps(status)[:3000]}")
+
+    def plugin_status(self, name: str) -> dict[str, Any]:
+        resp = self.get(f"/plugins/portables/{name}/status")
+        assert resp.status == 200, resp
+        return resp.body  # type: ignore[no-any-return]

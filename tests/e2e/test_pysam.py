@@ -1,0 +1,104 @@
+"""pysam in a real kuiperd, driven through the REST API (scenarios 1-3, 6, 7)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.conftest import PLUGINS
+from tests.e2e.conftest import BootKuiperd
+from tests.e2e.kuiper import make_plugin_zip
+from tests.e2e.scenarios import file_action, metric, read_lines, run_pysam_rule, stop_rule, uid
+from tests.protocol.events import wait_for
+
+PYSAM = PLUGINS / "pysam"
+
+
+def test_drop_in_plugin_is_running_after_boot(boot_kuiperd: BootKuiperd) -> None:
+    """A pysam folder in plugins/portable before boot is listed and running."""
+    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    listed = kuiperd.get("/plugins/portables").body
+    assert [p["name"] for p in listed] == ["pysam"]
+    assert listed[0]["sources"] == ["pyjson"]
+    status = wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running"
+                      and kuiperd.plugin_status("pysam"), what="pysam running")
+    assert status["errMsg"] == ""
+    assert len(kuiperd.plugin_pids("pysam")) == 1
+
+
+def test_rest_install_from_zip(boot_kuiperd: BootKuiperd, tmp_path: Path) -> None:
+    """POST /plugins/portables with a file:// zip installs pysam and it runs rules."""
+    kuiperd = boot_kuiperd()
+    archive = make_plugin_zip(PYSAM, tmp_path / "pysam.zip")
+    resp = kuiperd.post("/plugins/portables", {"name": "pysam", "file": f"file://{archive}"})
+    assert resp.status == 201, resp
+    wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running",
+             what="pysam running")
+    _, _, rows = run_pysam_rule(kuiperd, kuiperd.home / "rest.txt")
+    assert {row["r"] for row in rows} == {"nosjyp"}
+
+
+def test_rule_output_and_metrics(boot_kuiperd: BootKuiperd) -> None:
+    """Rows arrive reversed with the stream's datasource; metrics count them, no errors."""
+    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    _, status, rows = run_pysam_rule(kuiperd, kuiperd.home / "out.txt")
+    assert len(rows) >= 3
+    assert all(row == {"r": "nosjyp", "value": 2021, "datasource": status["datasource"]}
+               for row in rows), rows
+    assert metric(status, f"source_{status['stream']}_0_records_in_total") >= 3
+    assert metric(status, "sink_print_0_0_records_in_total") >= 3
+    assert metric(status, "sink_print_0_0_exceptions_total") == 0
+    assert metric(status, f"source_{status['stream']}_0_exceptions_total") == 0
+    assert '"r":"nosjyp"' in kuiperd.log()
+
+
+def test_two_rules_share_source_and_function(boot_kuiperd: BootKuiperd) -> None:
+    """Two rules run pyjson and revert at once, each seeing its own datasource."""
+    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    rules = []
+    for n in range(2):
+        stream, rule, ds = uid("s_"), uid("r_"), uid(f"ds{n}-")
+        out = kuiperd.home / f"two{n}.txt"
+        kuiperd.create_stream(stream, "pyjson", ds)
+        resp = kuiperd.create_rule(rule, f"SELECT revert(name) AS r, datasource FROM {stream}",
+                                   [file_action(out)])
+        assert resp.status in (200, 201), resp
+        rules.append((stream, rule, ds, out))
+    for stream, rule, _, _ in rules:
+        kuiperd.wait_status(rule, lambda s, st=stream: s.get(f"source_{st}_0_records_in_total", 0) >= 3)
+    for _, rule, ds, out in rules:
+        stop_rule(kuiperd, rule)
+        rows = read_lines(out)
+        assert {(row["r"], row["datasource"]) for row in rows} == {("nosjyp", ds)}
+
+
+def test_plugin_update_while_rule_runs(boot_kuiperd: BootKuiperd, tmp_path: Path) -> None:
+    """PUT replaces a running plugin's process; the rule keeps receiving rows."""
+    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    stream, rule = uid("s_"), uid("r_")
+    kuiperd.create_stream(stream, "pyjson", uid("ds-"))
+    kuiperd.create_rule(rule, f"SELECT revert(name) AS r FROM {stream}",
+                        [{"print": {"requireAck": True}}])
+    key = f"source_{stream}_0_records_in_total"
+    kuiperd.wait_status(rule, lambda s: s.get(key, 0) >= 2)
+    old_pids = kuiperd.plugin_pids("pysam")
+    archive = make_plugin_zip(PYSAM, tmp_path / "pysam.zip")
+    resp = kuiperd.put("/plugins/portables/pysam", {"name": "pysam", "file": f"file://{archive}"})
+    assert resp.status == 200, resp
+    new_pids = wait_for(lambda: (p := kuiperd.plugin_pids("pysam")) and p != old_pids and p,
+                        what="a new pysam process")
+    assert set(new_pids).isdisjoint(old_pids)
+    before = kuiperd.rule_status(rule)[key]
+    after = kuiperd.wait_status(rule, lambda s: s.get(key, 0) >= before + 3)
+    assert after["status"] == "running"
+
+
+def test_plugin_delete_ends_its_process(boot_kuiperd: BootKuiperd) -> None:
+    """DELETE /plugins/portables/pysam removes the plugin and its process exits."""
+    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    wait_for(lambda: kuiperd.plugin_pids("pysam"), what="pysam process")
+    resp = kuiperd.delete("/plugins/portables/pysam")
+    assert resp.status == 200, resp
+    wait_for(lambda: not kuiperd.plugin_pids("pysam"), timeout=5, what="pysam exit")
+    assert kuiperd.get("/plugins/portables").body in ([], None)
+    time.sleep(0)
