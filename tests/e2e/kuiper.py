@@ -127,7 +127,7 @@ class Kuiperd:
             "KUIPER__PORTABLE__INITTIMEOUT": "60s",
             **self.env,
         }
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(self.dist / "bin" / "kuiperd")], cwd=self.home,
                                      env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.conftest import PLUGINS
@@ -65,7 +64,8 @@ def test_two_rules_share_source_and_function(boot_kuiperd: BootKuiperd) -> None:
         assert resp.status in (200, 201), resp
         rules.append((stream, rule, ds, out))
     for stream, rule, _, _ in rules:
-        kuiperd.wait_status(rule, lambda s, st=stream: s.get(f"source_{st}_0_records_in_total", 0) >= 3)
+        key = f"source_{stream}_0_records_in_total"
+        kuiperd.wait_status(rule, lambda s, key=key: s.get(key, 0) >= 3)
     for _, rule, ds, out in rules:
         stop_rule(kuiperd, rule)
         rows = read_lines(out)
@@ -101,4 +101,3 @@ def test_plugin_delete_ends_its_process(boot_kuiperd: BootKuiperd) -> None:
     assert resp.status == 200, resp
     wait_for(lambda: not kuiperd.plugin_pids("pysam"), timeout=5, what="pysam exit")
     assert kuiperd.get("/plugins/portables").body in ([], None)
-    time.sleep(0)

@@ -134,7 +134,7 @@ class ProtocolHost:
         self.control.listen(_url(self.ipc_dir, f"plugin_{self.plugin_name}"))
         full_env = {**os.environ, "EKUIPER_IPC_DIR": self.ipc_dir, **(env or {})}
         self.log_path = Path(self.ipc_dir) / f"{self.plugin_name}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-u", str(script), PLUGIN_ARG],
             cwd=script.parent, env=full_env, stdout=log, stderr=subprocess.STDOUT,
