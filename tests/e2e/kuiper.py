@@ -87,7 +87,8 @@ class Kuiperd:
     env: dict[str, str] = field(default_factory=dict)
     rest_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
-    rule_ids: list[str] = field(default_factory=list)
+    # Socket files a plugin sink listens on (ours, unlike eKuiper's source/ack sockets).
+    sink_sockets: list[Path] = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
@@ -124,7 +125,8 @@ class Kuiperd:
             "KUIPER__BASIC__ENABLEPRIVATENET": "true",
             "KUIPER__SOURCE__HTTPSERVERPORT": str(free_port()),
             "KUIPER__PORTABLE__PYTHONBIN": sys.executable,
-            "KUIPER__PORTABLE__INITTIMEOUT": "60s",
+            # 2.x takes a duration; 1.x milliseconds (it refuses "60s" and exits).
+            "KUIPER__PORTABLE__INITTIMEOUT": "60s" if self.major >= 2 else "60000",
             **self.env,
         }
         log = open(self.log_path, "ab")
@@ -212,7 +214,9 @@ class Kuiperd:
         assert resp.status in (200, 201), resp
 
     def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]]) -> Response:
-        self.rule_ids.append(rule_id)
+        for index, action in enumerate(actions):
+            sink = next(iter(action))
+            self.sink_sockets.append(Path("/tmp") / f"{rule_id}_{sink}_{index}_0.ipc")
         return self.post("/rules", {"id": rule_id, "sql": sql, "actions": actions})
 
     def rule_status(self, rule_id: str) -> dict[str, Any]:

@@ -4,42 +4,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PLUGINS
 from tests.e2e.conftest import BootKuiperd
-from tests.e2e.kuiper import make_plugin_zip
+from tests.e2e.kuiper import DEFAULT_VERSION, make_plugin_zip
 from tests.e2e.scenarios import file_action, metric, read_lines, run_pysam_rule, stop_rule, uid
 from tests.protocol.events import wait_for
 
 PYSAM = PLUGINS / "pysam"
+V1_VERSION = "v1.14.7"
+# Scenarios 1-3 also run on eKuiper 1.x, whose protocol differs (dataSource, no -u,
+# process started on first use); the rest use eKuiper 2.x only.
+both_majors = pytest.mark.parametrize("version", [DEFAULT_VERSION, V1_VERSION])
 
 
-def test_drop_in_plugin_is_running_after_boot(boot_kuiperd: BootKuiperd) -> None:
-    """A pysam folder in plugins/portable before boot is listed and running."""
-    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+@both_majors
+def test_drop_in_plugin_is_running_after_boot(boot_kuiperd: BootKuiperd, version: str) -> None:
+    """A pysam folder in plugins/portable before boot is listed (2.x: and running)."""
+    kuiperd = boot_kuiperd(version, drop_in=(PYSAM,))
     listed = kuiperd.get("/plugins/portables").body
     assert [p["name"] for p in listed] == ["pysam"]
     assert listed[0]["sources"] == ["pyjson"]
+    if kuiperd.major < 2:
+        return  # 1.x has no status endpoint and starts the process on first use
     status = wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running"
                       and kuiperd.plugin_status("pysam"), what="pysam running")
     assert status["errMsg"] == ""
     assert len(kuiperd.plugin_pids("pysam")) == 1
 
 
-def test_rest_install_from_zip(boot_kuiperd: BootKuiperd, tmp_path: Path) -> None:
+@both_majors
+def test_rest_install_from_zip(boot_kuiperd: BootKuiperd, tmp_path: Path, version: str) -> None:
     """POST /plugins/portables with a file:// zip installs pysam and it runs rules."""
-    kuiperd = boot_kuiperd()
+    kuiperd = boot_kuiperd(version)
     archive = make_plugin_zip(PYSAM, tmp_path / "pysam.zip")
     resp = kuiperd.post("/plugins/portables", {"name": "pysam", "file": f"file://{archive}"})
     assert resp.status == 201, resp
-    wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running",
-             what="pysam running")
+    if kuiperd.major >= 2:
+        wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running",
+                 what="pysam running")
     _, _, rows = run_pysam_rule(kuiperd, kuiperd.home / "rest.txt")
     assert {row["r"] for row in rows} == {"nosjyp"}
 
 
-def test_rule_output_and_metrics(boot_kuiperd: BootKuiperd) -> None:
+@both_majors
+def test_rule_output_and_metrics(boot_kuiperd: BootKuiperd, version: str) -> None:
     """Rows arrive reversed with the stream's datasource; metrics count them, no errors."""
-    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    kuiperd = boot_kuiperd(version, drop_in=(PYSAM,))
     _, status, rows = run_pysam_rule(kuiperd, kuiperd.home / "out.txt")
     assert len(rows) >= 3
     assert all(row == {"r": "nosjyp", "value": 2021, "datasource": status["datasource"]}
