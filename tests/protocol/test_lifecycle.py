@@ -108,3 +108,28 @@ def test_no_symbol_threads_left_after_stop(testplug: ProtocolHost) -> None:
     testplug.stop("sink", "recorder", rule="t")
     assert "left running" not in testplug.log()
     assert "did not return" not in testplug.log()
+
+
+def test_log_level_env_var_silences_info(ipc_dir: str, out_dir: Path) -> None:
+    """EKUIPER_PLUGIN_LOG_LEVEL=WARNING keeps the SDK's INFO lines out of the log."""
+    host = ProtocolHost(ipc_dir, "testplug")
+    host.launch(TEST_PLUGINS / "testplug" / "testplug.py",
+                env={"TESTPLUG_OUT": str(out_dir), "EKUIPER_PLUGIN_LOG_LEVEL": "WARNING"})
+    try:
+        host.start_source("nosuch")
+        host.start_source("counter")[1].rows(1)
+        log = host.log()
+        assert "ERROR [testplug] plugin 'testplug' has no source named 'nosuch'" in log
+        assert "INFO" not in log
+    finally:
+        host.close()
+
+
+def test_symbol_log_level_config_enables_debug(testplug: ProtocolHost) -> None:
+    """A symbol's logLevel config property lowers the level for that symbol only."""
+    _, sink = testplug.start_sink("recorder", rule="dbg", config={"logLevel": "debug",
+                                                                  "manual_ack": True})
+    assert sink is not None
+    sink.send(b'{"v":1}')
+    wait_for(lambda: "ack ignored" in testplug.log(), what="debug line")
+    assert "DEBUG [testplug/recorder rule=dbg op=op1/0] ack ignored" in testplug.log()

@@ -83,3 +83,15 @@ def test_backpressure_blocks_emit_instead_of_failing(testplug: ProtocolHost) -> 
     rows = source.rows(5000, timeout=30)
     assert [r["message"]["n"] for r in rows] == list(range(5000))
     assert "open() raised" not in testplug.log()
+
+
+def test_hanging_close_is_bounded_and_logged(testplug: ProtocolHost) -> None:
+    """A close() that hangs delays stop by at most the bound, and says so in the log."""
+    import time
+    _, source = testplug.start_source("hangs", rule="slow")
+    source.rows(1)
+    started = time.monotonic()
+    assert testplug.stop("source", "hangs", rule="slow") == b"ok"
+    assert time.monotonic() - started < 7
+    assert "close() of source 'hangs' (rule 'slow', op 'op1', instance 0) did not return" \
+        in testplug.log()

@@ -68,6 +68,17 @@ class Stubborn(Source):
             time.sleep(0.01)
 
 
+class HangsOnClose(Source):
+    """close() never returns in time; stop must not wait for it forever."""
+
+    def open(self, ctx: Context) -> None:
+        ctx.emit({"x": 1})
+
+    def close(self, ctx: Context) -> None:
+        record("close", symbol="hangs")
+        time.sleep(60)
+
+
 class Broken(Source):
     """open() raises at once."""
 
@@ -154,7 +165,7 @@ if __name__ == "__main__":
     plugin.start(PluginConfig(
         "testplug",
         {"counter": Counter, "stubborn": Stubborn, "broken": Broken, "reporter": Reporter,
-         "badfactory": broken_factory},
+         "badfactory": broken_factory, "hangs": HangsOnClose},
         {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink},
         {"upper": Upper, "fails": Fails, "notjson": NotJson},
     ))

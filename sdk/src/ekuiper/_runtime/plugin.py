@@ -157,15 +157,17 @@ class PluginRuntime:
             runtime = self.symbols.pop(control.key, None)
             if runtime is None and control.kind == "func":
                 runtime = self.functions.pop(control.symbol_name, None)
+            functions = list(self.functions.values())
+        if control.meta.rule_id:
+            # A stop means the rule is going away: its function contexts go with it.
+            for function in functions:
+                function.forget_rule(control.meta.rule_id)
         if runtime is None:
             # Stopping what is not running is what eKuiper wants anyway: answer ok.
             self.logger.warning("stop for %s, which is not running", control.label)
             return
         runtime.stop()
         self.logger.info("stopped %s", control.label)
-        if control.meta.rule_id:
-            for function in list(self.functions.values()):
-                function.forget_rule(control.meta.rule_id)
 
     # -- shutdown ---------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""FunctionRuntime and its per-rule contexts, driven through the in-memory transport."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from ekuiper import Context, Function, PluginConfig
+from ekuiper._runtime import function as function_runtime
+from ekuiper._runtime.plugin import PluginRuntime
+
+from tests.unit.runtime.fakes import MemoryTransport
+
+
+class Echo(Function):
+    def exec(self, args: list[Any], ctx: Context) -> Any:
+        return [ctx.get_rule_id(), *args]
+
+
+def _start(cmd: str, ctrl: dict[str, Any]) -> bytes:
+    return json.dumps({"cmd": cmd, "arg": json.dumps(ctrl)}).encode()
+
+
+def _exec(runtime: PluginRuntime, rule: str, *args: Any) -> Any:
+    meta = json.dumps({"ruleId": rule, "opId": "op", "instanceId": 0, "funcId": 0})
+    raw = json.dumps({"func": "Exec", "arg": [*args, meta]}).encode()
+    return json.loads(runtime.functions["echo"].handle(raw))
+
+
+@pytest.fixture
+def runtime() -> PluginRuntime:
+    rt = PluginRuntime(PluginConfig("p", {}, {}, {"echo": Echo}), MemoryTransport())
+    ctrl = {"symbolName": "echo", "pluginType": "func",
+            "meta": {"ruleId": "", "opId": "", "instanceId": 0}}
+    assert rt.handle(_start("start", ctrl)) == b"ok"
+    yield rt
+    rt.shutdown()
+
+
+def test_exec_passes_context_of_calling_rule(runtime: PluginRuntime) -> None:
+    """The context handed to exec names the rule the call came from."""
+    assert _exec(runtime, "r1", "x") == {"state": True, "result": ["r1", "x"]}
+
+
+def test_contexts_of_stopped_rule_are_dropped(runtime: PluginRuntime) -> None:
+    """A stop command for a rule drops that rule's function contexts, not others'."""
+    _exec(runtime, "gone", 1)
+    _exec(runtime, "stays", 1)
+    stop = {"symbolName": "whatever", "pluginType": "source",
+            "meta": {"ruleId": "gone", "opId": "op", "instanceId": 0}}
+    assert runtime.handle(_start("stop", stop)) == b"ok"
+    assert {key[0] for key in runtime.functions["echo"].contexts} == {"stays"}
+
+
+def test_context_count_is_capped(runtime: PluginRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contexts of rules that never send a stop are bounded, oldest dropped first."""
+    monkeypatch.setattr(function_runtime, "MAX_CONTEXTS", 3)
+    for n in range(5):
+        _exec(runtime, f"r{n}", n)
+    assert [key[0] for key in runtime.functions["echo"].contexts] == ["r2", "r3", "r4"]
+
+
+def test_function_answers_handshake_first(runtime: PluginRuntime) -> None:
+    """The function loop's first send on its channel is the handshake."""
+    channel = runtime.transport.channels["function:echo"]  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 2
+    while not channel.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert channel.sent[0] == b"handshake"
+
+
+def test_idle_timeout_resends_handshake(runtime: PluginRuntime) -> None:
+    """When the receive times out, the handshake is sent again (keepalive)."""
+    channel = runtime.transport.channels["function:echo"]  # type: ignore[attr-defined]
+    channel.inbox.put(None)  # one receive timeout
+    deadline = time.monotonic() + 2
+    while len(channel.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert channel.sent[:2] == [b"handshake", b"handshake"]
