@@ -7,6 +7,17 @@ EKUIPER_V1_VERSION ?= v1.14.7
 # Lowest pynng the SDK supports; `make test` also runs the fast suites against it.
 PYNNG_MIN ?= 0.8.0
 
+# The slim-python image. Base images are pinned tags; where no registry is reachable,
+# export the local stand-ins `make local-bases` prints.
+EKUIPER_IMAGE ?= lfedge/ekuiper:$(EKUIPER_VERSION:v%=%)-slim
+PYTHON_IMAGE ?= python:3.11-slim-bookworm
+PYTHON_VERSION ?= 3.11
+IMAGE ?= ekuiper-slim-python:$(EKUIPER_VERSION:v%=%)
+# Debian's docker.io has no buildx, so the classic builder is the default.
+DOCKER_BUILDKIT ?= 0
+SDK_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/src/ekuiper/__init__.py)
+PYNNG_VERSION := $(shell sed -n 's/^pynng==\([^ ]*\).*/\1/p' images/requirements.lock)
+
 BIN := $(VENV)/bin
 MIN_VENV := .venv-pynng-$(PYNNG_MIN)
 
@@ -28,7 +39,7 @@ venv: $(BIN)/.installed ## Create .venv with the SDK (editable) and dev tools
 
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(BIN)/ruff check sdk/src tests plugins
+	$(BIN)/ruff check sdk/src tests plugins images
 	cd sdk && ../$(BIN)/mypy
 
 .PHONY: kuiperd
@@ -58,6 +69,35 @@ test: lint ## Everything CI runs: lint, all tests (e2e included), lowest pynng
 	$(BIN)/pytest tests
 	$(MAKE) --no-print-directory test-pynng-min
 
+.PHONY: wheelhouse
+wheelhouse: ## Fill build/wheelhouse: the SDK wheel and the hash-locked dependencies
+	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION)
+
+.PHONY: image
+image: wheelhouse ## Build the slim-python image IMAGE (EKUIPER_IMAGE, PYTHON_IMAGE overridable)
+	DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) docker build -f images/Dockerfile.slim-python \
+	  --build-arg EKUIPER_IMAGE=$(EKUIPER_IMAGE) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+	  --build-arg EKUIPER_VERSION=$(EKUIPER_VERSION:v%=%) --build-arg SDK_VERSION=$(SDK_VERSION) \
+	  --build-arg PYTHON_VERSION=$(PYTHON_VERSION) --build-arg PYNNG_VERSION=$(PYNNG_VERSION) \
+	  -t $(IMAGE) .
+
+.PHONY: local-bases
+local-bases: ## Build local stand-ins for the base images (no registry); prints what to export
+	scripts/base-images.sh $(EKUIPER_VERSION)
+
+.PHONY: up
+up: ## docker compose up -d (builds the image first if missing)
+	@docker image inspect $(IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory image
+	SLIM_PYTHON_IMAGE=$(IMAGE) docker compose up -d
+
+.PHONY: down
+down: ## docker compose down
+	docker compose down
+
+.PHONY: logs
+logs: ## Follow eKuiper's log (the demo rule prints reversed strings there)
+	docker compose logs -f ekuiper
+
 .PHONY: clean
 clean: ## Remove virtualenvs and caches (not the kuiperd cache)
-	rm -rf $(VENV) $(MIN_VENV) .pytest_cache sdk/.mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) build .pytest_cache sdk/.mypy_cache .ruff_cache

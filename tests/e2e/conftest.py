@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
-from tests.conftest import skip_or_fail
-from tests.e2e.kuiper import DEFAULT_VERSION, Kuiperd, KuiperdUnavailable, kuiperd_dist
+from tests.conftest import PLUGINS, REPO, TEST_PLUGINS, skip_or_fail
+from tests.e2e.docker_target import DockerKuiperd
+from tests.e2e.kuiper import (
+    DEFAULT_VERSION,
+    Kuiperd,
+    KuiperdUnavailable,
+    KuiperREST,
+    free_port,
+    kuiperd_dist,
+)
 
 _dists: dict[str, Path] = {}
 
@@ -90,3 +100,106 @@ def boot_kuiperd(request: pytest.FixtureRequest) -> Iterator[BootKuiperd]:
     for home in homes:
         shutil.rmtree(home, ignore_errors=True)
     assert not failures, failures
+
+
+# -- targets: the same scenarios natively and in the compose stack --------------------
+
+PYSAM = PLUGINS / "pysam"
+TESTPLUG = TEST_PLUGINS / "testplug"
+V1_VERSION = "v1.14.7"
+NATIVE = ("native", DEFAULT_VERSION)
+NATIVE_V1 = ("native", V1_VERSION)
+DOCKER = ("docker", DEFAULT_VERSION)
+
+
+def targets(*which: tuple[str, str]) -> pytest.MarkDecorator:
+    """Parametrize a test's ``kuiper`` fixture over targets (native/docker, version)."""
+    return pytest.mark.parametrize("kuiper", which, indirect=True,
+                                   ids=[f"{t}-{v}" for t, v in which])
+
+
+@pytest.fixture
+def kuiper(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
+           tmp_path: Path) -> Iterator[KuiperREST]:
+    """An eKuiper with pysam and testplug installed, on the target the test asks for."""
+    target, version = request.param
+    if target == "docker":
+        stack: DockerKuiperd = request.getfixturevalue("docker_stack")
+        yield stack
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"--- container log ---\n{stack.log()[-20000:]}")
+        return
+    yield boot_kuiperd(version, drop_in=(PYSAM, TESTPLUG), env={"TESTPLUG_OUT": str(tmp_path)})
+
+
+def _docker_ready() -> None:
+    if not shutil.which("docker"):
+        skip_or_fail("no docker CLI; install Docker to run the container tests")
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        skip_or_fail("no Docker engine answers (is dockerd running?)")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        skip_or_fail("`docker compose` (Compose v2) is missing; scripts/compose.sh installs it")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(REPO / "compose.yaml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"ekuipersdktest{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    # The image is built by `make image` first (the wheelhouse must exist), so no --build.
+    return ["up -d"]
+
+
+@pytest.fixture(scope="session")
+def docker_stack(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerKuiperd]:
+    """`make image`, then `docker compose up` with pysam, testplug and a broken folder."""
+    _docker_ready()
+    plugins = tmp_path_factory.mktemp("dropin-plugins")
+    for plugin in (PYSAM, TESTPLUG):
+        shutil.copytree(plugin, plugins / plugin.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (plugins / "notaplugin").mkdir()
+    (plugins / "notaplugin" / "README").write_text("no descriptor here\n")
+    # pytest's temp dirs are private; the container reads them as uid 1001.
+    for path in [plugins, *plugins.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    image = f"ekuiper-slim-python:test-{os.getpid()}"
+    build = subprocess.run(["make", "--no-print-directory", "image", f"IMAGE={image}"],
+                           cwd=REPO, capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.fail(f"make image failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
+    port = free_port()
+    saved = {k: os.environ.get(k) for k in
+             ("EKUIPER_REST_PORT", "EKUIPER_PLUGINS_DIR", "SLIM_PYTHON_IMAGE")}
+    os.environ.update(EKUIPER_REST_PORT=str(port), EKUIPER_PLUGINS_DIR=str(plugins),
+                      SLIM_PYTHON_IMAGE=image)
+    project = request.getfixturevalue("docker_compose_project_name")
+    try:
+        try:
+            request.getfixturevalue("docker_services")
+        except BaseException:
+            # pytest-docker only cleans up after a successful `up`; leave nothing behind.
+            subprocess.run(["docker", "compose", "-f", str(REPO / "compose.yaml"), "-p", project,
+                            "down", "-v"], capture_output=True)
+            raise
+        client = docker.from_env()
+        [container] = client.containers.list(filters={"label": [
+            f"com.docker.compose.project={project}", "com.docker.compose.service=ekuiper"]})
+        stack = DockerKuiperd(container=container, rest_port=port, plugins_dir=plugins)
+        stack.wait_healthy()
+        yield stack
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -77,8 +77,101 @@ class Response:
         return self.body if isinstance(self.body, str) else json.dumps(self.body)
 
 
+class KuiperREST:
+    """What the scenarios need of an eKuiper, whatever runs it (native or in Docker).
+
+    Subclasses provide ``base_url``, ``version``, ``plugin_pids``, ``log``, ``out_path``
+    (a file path as kuiperd sees it) and ``read_text`` (that file's content, or None).
+    """
+
+    version: str
+    base_url: str
+    sink_sockets: list[Path]
+
+    @property
+    def major(self) -> int:
+        return int(self.version.lstrip("v").split(".")[0])
+
+    def plugin_pids(self, name: str | None = None) -> list[int]:
+        raise NotImplementedError
+
+    def log(self) -> str:
+        raise NotImplementedError
+
+    def out_path(self, name: str) -> str:
+        raise NotImplementedError
+
+    def read_text(self, path: str) -> str | None:
+        raise NotImplementedError
+
+    # -- REST -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None) -> Response:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base_url}{path}", data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        text = raw.decode(errors="replace")
+        try:
+            return Response(status, json.loads(text))
+        except ValueError:
+            return Response(status, text)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Response:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Response:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Response:
+        return self.request("DELETE", path)
+
+    # -- conveniences used by the scenarios -------------------------------------------
+
+    def create_stream(self, name: str, type_: str, datasource: str, extra: str = "") -> None:
+        sql = (f'CREATE STREAM {name} () WITH (TYPE="{type_}", DATASOURCE="{datasource}", '
+               f'FORMAT="json"{extra})')
+        resp = self.post("/streams", {"sql": sql})
+        assert resp.status in (200, 201), resp
+
+    def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]]) -> Response:
+        for index, action in enumerate(actions):
+            sink = next(iter(action))
+            self.sink_sockets.append(Path("/tmp") / f"{rule_id}_{sink}_{index}_0.ipc")
+        return self.post("/rules", {"id": rule_id, "sql": sql, "actions": actions})
+
+    def rule_status(self, rule_id: str) -> dict[str, Any]:
+        resp = self.get(f"/rules/{rule_id}/status")
+        assert resp.status == 200, resp
+        assert isinstance(resp.body, dict), resp
+        return resp.body
+
+    def wait_status(self, rule_id: str, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.rule_status(rule_id)
+            if predicate(status):
+                return status
+            time.sleep(0.2)
+        raise AssertionError(f"rule {rule_id} status never matched: {json.dumps(status)[:3000]}")
+
+    def plugin_status(self, name: str) -> dict[str, Any]:
+        resp = self.get(f"/plugins/portables/{name}/status")
+        assert resp.status == 200, resp
+        return resp.body  # type: ignore[no-any-return]
+
+
 @dataclass
-class Kuiperd:
+class Kuiperd(KuiperREST):
     """One kuiperd process with its own home and ports."""
 
     version: str
@@ -93,10 +186,6 @@ class Kuiperd:
     @property
     def log_path(self) -> Path:
         return self.home / "kuiperd.out"
-
-    @property
-    def major(self) -> int:
-        return int(self.version.lstrip("v").split(".")[0])
 
     # -- layout and process -----------------------------------------------------------
 
@@ -157,6 +246,17 @@ class Kuiperd:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def base_url(self) -> str:  # type: ignore[override]
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def out_path(self, name: str) -> str:
+        return str(self.home / name)
+
+    def read_text(self, path: str) -> str | None:
+        file = Path(path)
+        return file.read_text() if file.exists() else None
+
     def plugin_pids(self, name: str | None = None) -> list[int]:
         """Processes started from this home's plugins/portable (optionally one plugin's)."""
         marker = str(self.home / "plugins" / "portable") + "/"
@@ -174,68 +274,3 @@ class Kuiperd:
             if marker in cmdline and state != "Z":
                 pids.append(int(entry.name))
         return pids
-
-    # -- REST -------------------------------------------------------------------------
-
-    def request(self, method: str, path: str, body: Any = None) -> Response:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}{path}", data=data,
-                                     method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        text = raw.decode(errors="replace")
-        try:
-            return Response(status, json.loads(text))
-        except ValueError:
-            return Response(status, text)
-
-    def get(self, path: str) -> Response:
-        return self.request("GET", path)
-
-    def post(self, path: str, body: Any) -> Response:
-        return self.request("POST", path, body)
-
-    def put(self, path: str, body: Any) -> Response:
-        return self.request("PUT", path, body)
-
-    def delete(self, path: str) -> Response:
-        return self.request("DELETE", path)
-
-    # -- conveniences used by the scenarios -------------------------------------------
-
-    def create_stream(self, name: str, type_: str, datasource: str, extra: str = "") -> None:
-        sql = (f'CREATE STREAM {name} () WITH (TYPE="{type_}", DATASOURCE="{datasource}", '
-               f'FORMAT="json"{extra})')
-        resp = self.post("/streams", {"sql": sql})
-        assert resp.status in (200, 201), resp
-
-    def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]]) -> Response:
-        for index, action in enumerate(actions):
-            sink = next(iter(action))
-            self.sink_sockets.append(Path("/tmp") / f"{rule_id}_{sink}_{index}_0.ipc")
-        return self.post("/rules", {"id": rule_id, "sql": sql, "actions": actions})
-
-    def rule_status(self, rule_id: str) -> dict[str, Any]:
-        resp = self.get(f"/rules/{rule_id}/status")
-        assert resp.status == 200, resp
-        assert isinstance(resp.body, dict), resp
-        return resp.body
-
-    def wait_status(self, rule_id: str, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status = self.rule_status(rule_id)
-            if predicate(status):
-                return status
-            time.sleep(0.2)
-        raise AssertionError(f"rule {rule_id} status never matched: {json.dumps(status)[:3000]}")
-
-    def plugin_status(self, name: str) -> dict[str, Any]:
-        resp = self.get(f"/plugins/portables/{name}/status")
-        assert resp.status == 200, resp
-        return resp.body  # type: ignore[no-any-return]

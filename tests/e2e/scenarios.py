@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from tests.e2e.kuiper import Kuiperd
+from tests.e2e.kuiper import KuiperREST
 
 
 def uid(prefix: str) -> str:
@@ -20,27 +19,28 @@ def metric(status: dict[str, Any], key: str) -> Any:
     return status[key]
 
 
-def file_action(path: Path) -> dict[str, Any]:
-    return {"file": {"path": str(path), "fileType": "lines", "format": "json",
+def file_action(path: str) -> dict[str, Any]:
+    return {"file": {"path": path, "fileType": "lines", "format": "json",
                      "sendSingle": True}}
 
 
-def read_lines(path: Path, timeout: float = 10.0) -> list[dict[str, Any]]:
+def read_lines(kuiperd: KuiperREST, path: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Rows the file sink wrote (it flushes when the rule stops)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size:
-            return [json.loads(line) for line in path.read_text().splitlines() if line]
+        text = kuiperd.read_text(path)
+        if text:
+            return [json.loads(line) for line in text.splitlines() if line]
         time.sleep(0.2)
     raise AssertionError(f"file sink wrote nothing to {path}")
 
 
-def stop_rule(kuiperd: Kuiperd, rule_id: str) -> None:
+def stop_rule(kuiperd: KuiperREST, rule_id: str) -> None:
     resp = kuiperd.post(f"/rules/{rule_id}/stop", {})
     assert resp.status == 200, resp
 
 
-def run_pysam_rule(kuiperd: Kuiperd, out: Path, datasource: str | None = None,
+def run_pysam_rule(kuiperd: KuiperREST, out: str, datasource: str | None = None,
                    min_rows: int = 3) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
     """pyjson -> revert -> print(requireAck) + file; returns (rule id, status, file rows)."""
     stream, rule = uid("s_"), uid("r_")
@@ -54,4 +54,4 @@ def run_pysam_rule(kuiperd: Kuiperd, out: Path, datasource: str | None = None,
         rule, lambda s: s.get(f"source_{stream}_0_records_in_total", 0) >= min_rows
         and s.get("sink_print_0_0_records_in_total", 0) >= min_rows)
     stop_rule(kuiperd, rule)
-    return rule, {"stream": stream, "datasource": datasource, **status}, read_lines(out)
+    return rule, {"stream": stream, "datasource": datasource, **status}, read_lines(kuiperd, out)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_PLUGINS
-from tests.e2e.conftest import BootKuiperd
-from tests.e2e.kuiper import Kuiperd
+from tests.e2e.conftest import DOCKER, NATIVE, BootKuiperd, targets
+from tests.e2e.kuiper import Kuiperd, KuiperREST
 from tests.e2e.scenarios import metric, stop_rule, uid
 from tests.protocol.events import events, wait_for
 
@@ -22,7 +22,7 @@ def testplug_kuiperd(boot_kuiperd: BootKuiperd, tmp_path: Path) -> Kuiperd:
     return boot_kuiperd(drop_in=(TESTPLUG,), env={"TESTPLUG_OUT": str(tmp_path)})
 
 
-def _counter_rule(kuiperd: Kuiperd, sql_select: str, actions: list[dict]) -> tuple[str, str]:
+def _counter_rule(kuiperd: KuiperREST, sql_select: str, actions: list[dict]) -> tuple[str, str]:
     stream, rule = uid("s_"), uid("r_")
     kuiperd.create_stream(stream, "counter", uid("ds-"))
     resp = kuiperd.create_rule(rule, f"SELECT {sql_select} FROM {stream}", actions)
@@ -30,42 +30,46 @@ def _counter_rule(kuiperd: Kuiperd, sql_select: str, actions: list[dict]) -> tup
     return stream, rule
 
 
-def test_sink_ack_error_shows_in_rule_status(testplug_kuiperd: Kuiperd) -> None:
+@targets(NATIVE, DOCKER)
+def test_sink_ack_error_shows_in_rule_status(kuiper: KuiperREST) -> None:
     """A sink's ack_error text becomes the sink's last_exception; the rule keeps running."""
-    _, rule = _counter_rule(testplug_kuiperd, "n, datasource",
+    _, rule = _counter_rule(kuiper, "n, datasource",
                             [{"recorder": {"requireAck": True, "nack_on": "datasource",
                                            "sendSingle": True}}])
-    status = testplug_kuiperd.wait_status(
+    status = kuiper.wait_status(
         rule, lambda s: s.get("sink_recorder_0_0_exceptions_total", 0) >= 3)
     assert "rejected by recorder" in metric(status, "sink_recorder_0_0_last_exception")
     assert status["status"] == "running"
 
 
-def test_collect_exception_shows_in_rule_status(testplug_kuiperd: Kuiperd) -> None:
+@targets(NATIVE, DOCKER)
+def test_collect_exception_shows_in_rule_status(kuiper: KuiperREST) -> None:
     """A collect that raises becomes the sink's last_exception with the exception text."""
-    _, rule = _counter_rule(testplug_kuiperd, "n",
+    _, rule = _counter_rule(kuiper, "n",
                             [{"recorder": {"requireAck": True, "fail_on": '"n"',
                                            "sendSingle": True}}])
-    status = testplug_kuiperd.wait_status(
+    status = kuiper.wait_status(
         rule, lambda s: s.get("sink_recorder_0_0_exceptions_total", 0) >= 2)
     assert "cannot store {" in metric(status, "sink_recorder_0_0_last_exception")
 
 
-def test_function_exception_shows_in_rule_status(testplug_kuiperd: Kuiperd) -> None:
+@targets(NATIVE, DOCKER)
+def test_function_exception_shows_in_rule_status(kuiper: KuiperREST) -> None:
     """A function that raises becomes the project operator's last_exception."""
-    _, rule = _counter_rule(testplug_kuiperd, "fails(n) AS x",
+    _, rule = _counter_rule(kuiper, "fails(n) AS x",
                             [{"log": {}}])
-    status = testplug_kuiperd.wait_status(
+    status = kuiper.wait_status(
         rule, lambda s: s.get("op_2_project_0_exceptions_total", 0) >= 2)
     assert "cannot divide by zero" in metric(status, "op_2_project_0_last_exception")
 
 
-def test_source_error_counts_as_source_exception(testplug_kuiperd: Kuiperd) -> None:
+@targets(NATIVE, DOCKER)
+def test_source_error_counts_as_source_exception(kuiper: KuiperREST) -> None:
     """emit_error becomes a source exception carrying its text, and is not a row."""
     stream, rule = uid("s_"), uid("r_")
-    testplug_kuiperd.create_stream(stream, "reporter", "x")
-    testplug_kuiperd.create_rule(rule, f"SELECT * FROM {stream}", [{"log": {}}])
-    status = testplug_kuiperd.wait_status(
+    kuiper.create_stream(stream, "reporter", "x")
+    kuiper.create_rule(rule, f"SELECT * FROM {stream}", [{"log": {}}])
+    status = kuiper.wait_status(
         rule, lambda s: s.get(f"source_{stream}_0_exceptions_total", 0) >= 1
         and s.get(f"source_{stream}_0_records_in_total", 0) >= 1)
     assert "sensor offline" in status[f"source_{stream}_0_last_exception"]

@@ -7,25 +7,24 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PLUGINS
-from tests.e2e.conftest import BootKuiperd
-from tests.e2e.kuiper import DEFAULT_VERSION, make_plugin_zip
+from tests.e2e.conftest import DOCKER, NATIVE, NATIVE_V1, V1_VERSION, BootKuiperd, targets
+from tests.e2e.kuiper import DEFAULT_VERSION, KuiperREST, make_plugin_zip
 from tests.e2e.scenarios import file_action, metric, read_lines, run_pysam_rule, stop_rule, uid
 from tests.protocol.events import wait_for
 
 PYSAM = PLUGINS / "pysam"
-V1_VERSION = "v1.14.7"
 # Scenarios 1-3 also run on eKuiper 1.x, whose protocol differs (dataSource, no -u,
-# process started on first use); the rest use eKuiper 2.x only.
+# process started on first use), and in the compose stack; the rest on eKuiper 2.x.
 both_majors = pytest.mark.parametrize("version", [DEFAULT_VERSION, V1_VERSION])
 
 
-@both_majors
-def test_drop_in_plugin_is_running_after_boot(boot_kuiperd: BootKuiperd, version: str) -> None:
-    """A pysam folder in plugins/portable before boot is listed (2.x: and running)."""
-    kuiperd = boot_kuiperd(version, drop_in=(PYSAM,))
-    listed = kuiperd.get("/plugins/portables").body
-    assert [p["name"] for p in listed] == ["pysam"]
-    assert listed[0]["sources"] == ["pyjson"]
+@targets(NATIVE, NATIVE_V1, DOCKER)
+def test_drop_in_plugin_is_running_after_boot(kuiper: KuiperREST) -> None:
+    """A pysam folder dropped in before boot is listed (2.x: and running)."""
+    kuiperd = kuiper
+    listed = {p["name"]: p for p in kuiperd.get("/plugins/portables").body}
+    assert {"pysam", "testplug"} <= set(listed)
+    assert listed["pysam"]["sources"] == ["pyjson"]
     if kuiperd.major < 2:
         return  # 1.x has no status endpoint and starts the process on first use
     status = wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running"
@@ -44,15 +43,15 @@ def test_rest_install_from_zip(boot_kuiperd: BootKuiperd, tmp_path: Path, versio
     if kuiperd.major >= 2:
         wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running",
                  what="pysam running")
-    _, _, rows = run_pysam_rule(kuiperd, kuiperd.home / "rest.txt")
+    _, _, rows = run_pysam_rule(kuiperd, kuiperd.out_path("rest.txt"))
     assert {row["r"] for row in rows} == {"nosjyp"}
 
 
-@both_majors
-def test_rule_output_and_metrics(boot_kuiperd: BootKuiperd, version: str) -> None:
+@targets(NATIVE, NATIVE_V1, DOCKER)
+def test_rule_output_and_metrics(kuiper: KuiperREST) -> None:
     """Rows arrive reversed with the stream's datasource; metrics count them, no errors."""
-    kuiperd = boot_kuiperd(version, drop_in=(PYSAM,))
-    _, status, rows = run_pysam_rule(kuiperd, kuiperd.home / "out.txt")
+    kuiperd = kuiper
+    _, status, rows = run_pysam_rule(kuiperd, kuiperd.out_path("out.txt"))
     assert len(rows) >= 3
     assert all(row == {"r": "nosjyp", "value": 2021, "datasource": status["datasource"]}
                for row in rows), rows
@@ -63,13 +62,14 @@ def test_rule_output_and_metrics(boot_kuiperd: BootKuiperd, version: str) -> Non
     assert '"r":"nosjyp"' in kuiperd.log()
 
 
-def test_two_rules_share_source_and_function(boot_kuiperd: BootKuiperd) -> None:
+@targets(NATIVE, DOCKER)
+def test_two_rules_share_source_and_function(kuiper: KuiperREST) -> None:
     """Two rules run pyjson and revert at once, each seeing its own datasource."""
-    kuiperd = boot_kuiperd(drop_in=(PYSAM,))
+    kuiperd = kuiper
     rules = []
     for n in range(2):
         stream, rule, ds = uid("s_"), uid("r_"), uid(f"ds{n}-")
-        out = kuiperd.home / f"two{n}.txt"
+        out = kuiperd.out_path(f"two{n}.txt")
         kuiperd.create_stream(stream, "pyjson", ds)
         resp = kuiperd.create_rule(rule, f"SELECT revert(name) AS r, datasource FROM {stream}",
                                    [file_action(out)])
@@ -80,7 +80,7 @@ def test_two_rules_share_source_and_function(boot_kuiperd: BootKuiperd) -> None:
         kuiperd.wait_status(rule, lambda s, key=key: s.get(key, 0) >= 3)
     for _, rule, ds, out in rules:
         stop_rule(kuiperd, rule)
-        rows = read_lines(out)
+        rows = read_lines(kuiperd, out)
         assert {(row["r"], row["datasource"]) for row in rows} == {("nosjyp", ds)}
 
 

@@ -9,7 +9,13 @@ from typing import Any
 
 from ekuiper._protocol import Control
 
-__all__ = ["CLOSE_TIMEOUT_S", "SymbolRuntime", "call_bounded", "describe_exception"]
+__all__ = [
+    "CLOSE_TIMEOUT_S",
+    "FailureLog",
+    "SymbolRuntime",
+    "call_bounded",
+    "describe_exception",
+]
 
 # How long stop waits for user code (close, a running open/collect) before moving on.
 CLOSE_TIMEOUT_S = 5.0
@@ -19,6 +25,35 @@ def describe_exception(exc: BaseException) -> str:
     """The text eKuiper shows for an exception: its message, or its type if it has none."""
     text = str(exc).strip()
     return text if text else type(exc).__name__
+
+
+class FailureLog:
+    """Logs user-code failures without flooding: one traceback per raise site.
+
+    A sink or function failing on every row would otherwise write a traceback per row;
+    after the first, each failure from the same place is one line.
+    """
+
+    _MAX_SITES = 100
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._seen: set[tuple[str, str, int]] = set()
+
+    def report(self, what: str, exc: BaseException) -> None:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        site = (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "",
+                tb.tb_lineno if tb else 0)
+        if site in self._seen:
+            self.logger.error("%s raised %s: %s", what, type(exc).__name__,
+                              describe_exception(exc))
+            return
+        if len(self._seen) < self._MAX_SITES:
+            self._seen.add(site)
+        self.logger.error("%s raised (traceback shown once per place it is raised)", what,
+                          exc_info=exc)
 
 
 def call_bounded(fn: Callable[[], Any], what: str, logger: logging.Logger,
@@ -38,7 +73,7 @@ def call_bounded(fn: Callable[[], Any], what: str, logger: logging.Logger,
     helper.start()
     helper.join(timeout)
     if helper.is_alive():
-        logger.error("%s did not return within %.0f s; moving on without it", what, timeout)
+        logger.error("%s did not return within %g s; moving on without it", what, timeout)
 
 
 class SymbolRuntime:

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 from ekuiper import _logging, _protocol
 from ekuiper._protocol import Control, FuncRequest, Meta
-from ekuiper._runtime.base import SymbolRuntime, describe_exception
+from ekuiper._runtime.base import FailureLog, SymbolRuntime, describe_exception
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
@@ -22,9 +22,9 @@ KEEPALIVE_MS = 5000
 # Contexts are per calling expression; rules that only use the function never send a
 # stop, so the number kept is bounded as well as dropped on the rule's stop.
 MAX_CONTEXTS = 1024
-_MAX_DISTINCT_TRACEBACKS = 100
 
 _ContextKey = tuple[str, str, int, int]
+_USER_METHOD = {"Exec": "exec()", "Validate": "validate()", "IsAggregate": "is_aggregate()"}
 
 
 class FunctionRuntime(SymbolRuntime):
@@ -45,7 +45,7 @@ class FunctionRuntime(SymbolRuntime):
         self.channel: Channel | None = None
         self.contexts: OrderedDict[_ContextKey, SymbolContext] = OrderedDict()
         self._contexts_lock = threading.Lock()
-        self._logged_errors: set[str] = set()
+        self._failures = FailureLog(logger)
         self.log_level = control.config.get("logLevel")
 
     def start(self) -> None:
@@ -78,7 +78,7 @@ class FunctionRuntime(SymbolRuntime):
         try:
             return self._dispatch(request)
         except Exception as exc:
-            self._log_failure(request.func, exc)
+            self._failures.report(_USER_METHOD[request.func], exc)
             return _protocol.encode_func_reply(False, describe_exception(exc))
 
     def _dispatch(self, request: FuncRequest) -> bytes:
@@ -92,16 +92,6 @@ class FunctionRuntime(SymbolRuntime):
                 return _protocol.encode_func_reply(False, str(verdict))
             return _protocol.encode_func_reply(True, "")
         return _protocol.encode_func_reply(True, bool(self.function.is_aggregate()))
-
-    def _log_failure(self, call: str, exc: Exception) -> None:
-        # A function failing on every row must not flood the log with tracebacks.
-        signature = f"{call}:{type(exc).__name__}:{exc}"
-        if signature in self._logged_errors:
-            self.logger.debug("%s() raised %s", call.lower(), describe_exception(exc))
-            return
-        if len(self._logged_errors) < _MAX_DISTINCT_TRACEBACKS:
-            self._logged_errors.add(signature)
-        self.logger.error("%s() raised", call.lower(), exc_info=exc)
 
     def context_for(self, meta: Meta, func_id: int) -> SymbolContext:
         key = (meta.rule_id, meta.op_id, meta.instance_id, func_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ekuiper import _protocol
 from ekuiper._protocol import Control
-from ekuiper._runtime.base import SymbolRuntime, call_bounded, describe_exception
+from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, describe_exception
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
@@ -48,6 +48,7 @@ class SinkRuntime(SymbolRuntime):
         self._acked = False
         self._ack_lock = threading.Lock()
         self._ignored_ack_logged = False
+        self._failures = FailureLog(logger)
 
     def start(self) -> None:
         self.sink.configure(dict(self.control.config))
@@ -89,7 +90,7 @@ class SinkRuntime(SymbolRuntime):
             if not self.stopping:
                 self.logger.error("ack channel closed while the rule still runs")
         except Exception as exc:
-            self.logger.exception("collect() raised; the message is reported as failed")
+            self._failures.report("collect()", exc)
             self._auto_ack(_protocol.encode_ack_error(describe_exception(exc)))
         else:
             self._auto_ack(_protocol.ACK_OK)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build local stand-ins for the two registry images images/Dockerfile.slim-python starts
+# from, for machines that cannot pull (CI here). A user with a registry does not need this.
+#
+#   PYTHON_IMAGE   ekuiper-sdk-local/python:3.11-bookworm
+#                  Debian bookworm (debootstrap minbase) with python3 and python3-venv
+#   EKUIPER_IMAGE  ekuiper-sdk-local/ekuiper:<version>-slim
+#                  that base plus /kuiper laid out as in lfedge/ekuiper:<version>-slim,
+#                  around the kuiperd built by scripts/kuiperd.sh
+#
+#   scripts/base-images.sh [EKUIPER_VERSION]    prints PYTHON_IMAGE=... EKUIPER_IMAGE=...
+# Needs root (debootstrap) and a running Docker engine. The rootfs is cached by name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version="${1:-${EKUIPER_VERSION:-v2.4.0}}"
+case "$version" in v*) ;; *) version="v$version" ;; esac
+cache="${EKUIPER_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ekuiper-sdk}/images"
+python_image="ekuiper-sdk-local/python:3.11-bookworm"
+ekuiper_image="ekuiper-sdk-local/ekuiper:${version#v}-slim"
+log() { echo "base-images.sh: $*" >&2; }
+
+docker info >/dev/null 2>&1 || { log "no Docker engine answers; start dockerd first"; exit 1; }
+
+if ! docker image inspect "$python_image" >/dev/null 2>&1; then
+  rootfs="$cache/bookworm-python-rootfs.tar"
+  if [ ! -s "$rootfs" ]; then
+    command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install debootstrap"; exit 1; }
+    work="$(mktemp -d)"
+    log "debootstrap bookworm (minbase + python3) into $work"
+    debootstrap --variant=minbase --include=python3,python3-venv bookworm "$work/root" >&2
+    rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
+    mkdir -p "$cache"
+    tar -C "$work/root" -cf "$rootfs.tmp" .
+    mv "$rootfs.tmp" "$rootfs"
+    rm -rf "$work"
+  fi
+  log "importing $python_image"
+  docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'CMD ["/bin/bash"]' "$rootfs" "$python_image" >/dev/null
+fi
+
+if ! docker image inspect "$ekuiper_image" >/dev/null 2>&1; then
+  dist="$(scripts/kuiperd.sh "$version" | tail -n 1)"
+  ctx="$(mktemp -d)"
+  trap 'rm -rf "$ctx"' EXIT  # the build context holds a copy of kuiperd
+  mkdir -p "$ctx/kuiper/bin" "$ctx/kuiper/data" "$ctx/kuiper/log" \
+    "$ctx/kuiper/plugins/"{portable,sources,sinks,functions,wasm}
+  cp "$dist/bin/kuiperd" "$ctx/kuiper/bin/"
+  cp -r "$dist/etc" "$ctx/kuiper/etc"
+  cp images/Dockerfile.ekuiper-standin "$ctx/Dockerfile"
+  log "building $ekuiper_image"
+  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$python_image" \
+    -t "$ekuiper_image" "$ctx" >/dev/null
+fi
+
+echo "PYTHON_IMAGE=$python_image"
+echo "EKUIPER_IMAGE=$ekuiper_image"
