@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from ekuiper._logging import LOG_LEVEL_ENV, configure_plugin_logging, parse_level, symbol_logger
 
 SDK_MARK = "_ekuiper_sdk_handler"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ekuiper._protocol import (
     ACK_OK,
     CONTROL_OK,

@@ -7,10 +7,11 @@ import re
 from abc import ABC
 from typing import Any
 
+import pytest
+
 import ekuiper
 import ekuiper.runtime.context
 import ekuiper.runtime.plugin
-import pytest
 from ekuiper import Context, Function, PluginConfig, Sink, Source, plugin
 
 ABSTRACT = r"abstract method '?{}'?"

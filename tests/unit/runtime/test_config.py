@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ekuiper import Context, Function, Sink, Source
 from ekuiper._runtime.config import PluginConfig
 from ekuiper.errors import EkuiperError, PluginConfigError

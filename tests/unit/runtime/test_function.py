@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
+
 from ekuiper import Context, Function, PluginConfig
 from ekuiper._runtime import function as function_runtime
 from ekuiper._runtime.plugin import PluginRuntime
-
 from tests.unit.runtime.fakes import MemoryTransport
 
 
