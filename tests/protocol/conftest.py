@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ekuiper.testing import ProtocolHost
 from tests.conftest import PLUGINS, TEST_PLUGINS
-from tests.protocol.host import ProtocolHost
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.protocol.host import ProtocolHost
+from ekuiper.testing import ProtocolHost
 
 
 def test_unknown_symbol_gets_error_naming_offered_symbols(testplug: ProtocolHost) -> None:

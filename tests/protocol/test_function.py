@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ekuiper.testing import ProtocolHost
 from tests.protocol.events import events, wait_for
-from tests.protocol.host import ProtocolHost
 
 
 def test_exec_returns_result(testplug: ProtocolHost) -> None:

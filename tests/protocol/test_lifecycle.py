@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from ekuiper.testing import ProtocolHost
+from ekuiper.testing._host import PLUGIN_ARG
 from tests.conftest import TEST_PLUGINS
 from tests.protocol.events import events, wait_for
-from tests.protocol.host import PLUGIN_ARG, ProtocolHost
 
 
 def test_sigterm_closes_every_symbol_and_exits_0(testplug: ProtocolHost, out_dir: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.protocol.host import ProtocolHost
+from ekuiper.testing import ProtocolHost
 
 
 def test_pyjson_emits_name_value_and_datasource(pysam: ProtocolHost) -> None:

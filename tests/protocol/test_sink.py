@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ekuiper.testing import ProtocolHost
 from tests.protocol.events import events, wait_for
-from tests.protocol.host import ProtocolHost
 
 
 def _collected(out_dir: Path, count: int) -> list[dict]:

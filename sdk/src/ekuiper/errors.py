@@ -8,7 +8,8 @@ can catch them all with one clause::
     ├── PluginConfigError         PluginConfig or the plugin descriptor is unusable
     ├── SymbolError               a start command names a symbol the plugin cannot run
     │   └── SymbolNotFoundError   no factory registered under that name and kind
-    └── ChannelClosedError        emit/ack on a symbol that has been stopped
+    ├── ChannelClosedError        emit/ack on a symbol that has been stopped
+    └── PluginProcessError        ekuiper.testing.PluginHost: the plugin process failed
 
 Messages say what went wrong and what to do about it; the runtime forwards them to
 eKuiper verbatim, where they surface as the rule's or plugin's error text.
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "ChannelClosedError",
     "EkuiperError",
+    "PluginProcessError",
     "PluginConfigError",
     "ProtocolError",
     "SymbolError",
@@ -51,4 +53,11 @@ class ChannelClosedError(EkuiperError):
 
     Raised from ``ctx.emit`` once the rule stops the source: let it propagate out of
     ``open`` (the runtime expects it and ends the source quietly).
+    """
+
+
+class PluginProcessError(EkuiperError):
+    """A plugin run by ``ekuiper.testing.PluginHost`` refused a command or failed.
+
+    The message holds eKuiper-side error text and the end of the plugin's own output.
     """

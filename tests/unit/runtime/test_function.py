@@ -11,7 +11,7 @@ import pytest
 from ekuiper import Context, Function, PluginConfig
 from ekuiper._runtime import function as function_runtime
 from ekuiper._runtime.plugin import PluginRuntime
-from tests.unit.runtime.fakes import MemoryTransport
+from ekuiper.testing import MemoryTransport
 
 
 class Echo(Function):

@@ -46,6 +46,8 @@ class FunctionRuntime(SymbolRuntime):
         self.contexts: OrderedDict[_ContextKey, SymbolContext] = OrderedDict()
         self._contexts_lock = threading.Lock()
         self._failures = FailureLog(logger)
+        # What the last failing call raised (ekuiper.testing re-raises it).
+        self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
 
     def start(self) -> None:
@@ -78,6 +80,7 @@ class FunctionRuntime(SymbolRuntime):
         try:
             return self._dispatch(request)
         except Exception as exc:
+            self.last_failure = exc
             self._failures.report(_USER_METHOD[request.func], exc)
             return _protocol.encode_func_reply(False, describe_exception(exc))
 

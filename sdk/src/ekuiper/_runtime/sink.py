@@ -49,6 +49,10 @@ class SinkRuntime(SymbolRuntime):
         self._ack_lock = threading.Lock()
         self._ignored_ack_logged = False
         self._failures = FailureLog(logger)
+        # Messages handled so far, and the first exception of open()/collect() (kept for
+        # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
+        self.delivered = 0
+        self.first_error: BaseException | None = None
 
     def start(self) -> None:
         self.sink.configure(dict(self.control.config))
@@ -66,6 +70,7 @@ class SinkRuntime(SymbolRuntime):
         try:
             self.sink.open(self.ctx)
         except Exception as exc:
+            self.first_error = self.first_error or exc
             open_error = (f"open() of sink {self.control.symbol_name!r} raised: "
                           f"{describe_exception(exc)}")
             self.logger.exception("open() raised; every message fails until the rule restarts")
@@ -77,6 +82,12 @@ class SinkRuntime(SymbolRuntime):
             self._deliver(raw, open_error)
 
     def _deliver(self, raw: bytes, open_error: str | None) -> None:
+        try:
+            self._deliver_one(raw, open_error)
+        finally:
+            self.delivered += 1
+
+    def _deliver_one(self, raw: bytes, open_error: str | None) -> None:
         with self._ack_lock:
             self._acked = False
         if open_error is not None:
@@ -90,6 +101,7 @@ class SinkRuntime(SymbolRuntime):
             if not self.stopping:
                 self.logger.error("ack channel closed while the rule still runs")
         except Exception as exc:
+            self.first_error = self.first_error or exc
             self._failures.report("collect()", exc)
             self._auto_ack(_protocol.encode_ack_error(describe_exception(exc)))
         else:

@@ -30,6 +30,8 @@ class SourceRuntime(SymbolRuntime):
         self.send_timeout_ms = send_timeout_ms
         self.ctx = SymbolContext("source", control.symbol_name, control.meta, logger)
         self.channel: Channel | None = None
+        # What open() raised, if it did (ekuiper.testing re-raises it).
+        self.failure: BaseException | None = None
 
     def start(self) -> None:
         self.source.configure(self.control.datasource, dict(self.control.config))
@@ -48,6 +50,7 @@ class SourceRuntime(SymbolRuntime):
             if self.stopping:
                 self.logger.debug("open() raised after stop: %s", describe_exception(exc))
                 return
+            self.failure = exc
             self.logger.exception("open() raised; the source produces nothing until the "
                                   "rule restarts")
             self._report(f"open() raised {type(exc).__name__}: {describe_exception(exc)}")
