@@ -8,6 +8,7 @@ or when the control loop ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,9 @@ __all__ = ["run"]
 
 # How often the main thread looks for its parent: well inside the 2 s promise.
 PARENT_POLL_S = 0.5
+# Set by `ekuiper-plugin validate`: print the PluginConfig instead of serving it.
+DESCRIBE_ENV = "EKUIPER_PLUGIN_DESCRIBE"
+DESCRIBE_MARK = "EKUIPER_PLUGIN_CONFIG "
 
 
 def run(config: PluginConfig, transport: Transport | None = None,
@@ -37,6 +41,11 @@ def run(config: PluginConfig, transport: Transport | None = None,
         raise PluginConfigError(
             f"plugin.start() takes a PluginConfig, got {type(config).__name__}"
         )
+    if os.environ.get(DESCRIBE_ENV):
+        described = {"name": config.name, "sources": sorted(config.sources),
+                     "sinks": sorted(config.sinks), "functions": sorted(config.functions)}
+        print(DESCRIBE_MARK + json.dumps(described), flush=True)
+        return 0
     logger = _logging.configure_plugin_logging(config.name)
     _line_buffer_stdout()
     args = _protocol.parse_plugin_args(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,5 @@
+import sys
+
+from ekuiper._cli import main
+
+sys.exit(main())
