@@ -69,6 +69,10 @@ test: lint ## Everything CI runs: lint, all tests (e2e included), lowest pynng
 	$(BIN)/pytest tests
 	$(MAKE) --no-print-directory test-pynng-min
 
+.PHONY: soak
+soak: venv ## The 10-minute soak (20 rules, churn, a plugin update); make test runs 40 s of it
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(BIN)/pytest -s tests/e2e/test_soak.py
+
 .PHONY: wheelhouse
 wheelhouse: ## Fill build/wheelhouse: the SDK wheel and the hash-locked dependencies
 	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION)

@@ -64,11 +64,13 @@ def boot_kuiperd(request: pytest.FixtureRequest) -> Iterator[BootKuiperd]:
     homes: list[str] = []
 
     def boot(version: str = DEFAULT_VERSION, drop_in: tuple[Path, ...] = (),
-             env: dict[str, str] | None = None) -> Kuiperd:
+             env: dict[str, str] | None = None, wrapper: list[str] | None = None,
+             home_parent: str | None = None) -> Kuiperd:
         dist = dist_for(version)
-        home = tempfile.mkdtemp(prefix="kuiper-home-")
+        home = tempfile.mkdtemp(prefix="kuiper-home-", dir=home_parent)
         homes.append(home)
-        kuiperd = Kuiperd(version, Path(home), dist, env=dict(env or {}))
+        kuiperd = Kuiperd(version, Path(home), dist, env=dict(env or {}),
+                          wrapper=list(wrapper or []))
         kuiperd.lay_out()
         for plugin_dir in drop_in:
             kuiperd.drop_in(plugin_dir)

@@ -142,11 +142,15 @@ class KuiperREST:
         resp = self.post("/streams", {"sql": sql})
         assert resp.status in (200, 201), resp
 
-    def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]]) -> Response:
+    def create_rule(self, rule_id: str, sql: str, actions: list[dict[str, Any]],
+                    options: dict[str, Any] | None = None) -> Response:
         for index, action in enumerate(actions):
             sink = next(iter(action))
             self.sink_sockets.append(Path("/tmp") / f"{rule_id}_{sink}_{index}_0.ipc")
-        return self.post("/rules", {"id": rule_id, "sql": sql, "actions": actions})
+        body: dict[str, Any] = {"id": rule_id, "sql": sql, "actions": actions}
+        if options:
+            body["options"] = options
+        return self.post("/rules", body)
 
     def rule_status(self, rule_id: str) -> dict[str, Any]:
         resp = self.get(f"/rules/{rule_id}/status")
@@ -180,6 +184,9 @@ class Kuiperd(KuiperREST):
     env: dict[str, str] = field(default_factory=dict)
     rest_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # Runs kuiperd through a command (e.g. `unshare` for a private /tmp); it must exec
+    # kuiperd, given as its last argument, in the same process.
+    wrapper: list[str] = field(default_factory=list)
     # Socket files a plugin sink listens on (ours, unlike eKuiper's source/ack sockets).
     sink_sockets: list[Path] = field(default_factory=list)
 
@@ -219,7 +226,8 @@ class Kuiperd(KuiperREST):
             **self.env,
         }
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(self.dist / "bin" / "kuiperd")], cwd=self.home,
+        self.proc = subprocess.Popen([*self.wrapper, str(self.dist / "bin" / "kuiperd")],
+                                     cwd=self.home,
                                      env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -242,6 +250,12 @@ class Kuiperd(KuiperREST):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL kuiperd, as a power cut or the OOM killer would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -274,3 +288,12 @@ class Kuiperd(KuiperREST):
             if marker in cmdline and state != "Z":
                 pids.append(int(entry.name))
         return pids
+
+
+def proc_stats(pid: int) -> tuple[int, int]:
+    """(resident set size in KiB, thread count) of a process, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["Threads"])

@@ -24,7 +24,8 @@ def record(event: str, **fields: Any) -> None:
 
 
 class Counter(Source):
-    """Emits {"n": i, "datasource": ds} rows; conf: interval, batch (emit lists), limit."""
+    """Emits {"n": i, "datasource": ds} rows; conf: interval, batch (emit lists), limit,
+    with_pid (add the process id to each row), record_emits (an event per emitted row)."""
 
     def configure(self, datasource: str, conf: dict) -> None:
         if conf.get("fail_configure"):
@@ -41,12 +42,16 @@ class Counter(Source):
         interval = float(self.conf.get("interval", 0.01))
         batch = int(self.conf.get("batch", 0))
         limit = int(self.conf.get("limit", 0))
+        extra = {"pid": os.getpid()} if self.conf.get("with_pid") else {}
         while not self.stop.is_set():
             if batch:
-                ctx.emit([{"n": n + i, "datasource": self.datasource} for i in range(batch)])
+                ctx.emit([{"n": n + i, "datasource": self.datasource, **extra}
+                          for i in range(batch)])
                 n += batch
             else:
-                ctx.emit({"n": n, "datasource": self.datasource}, {"seq": n})
+                ctx.emit({"n": n, "datasource": self.datasource, **extra}, {"seq": n})
+                if self.conf.get("record_emits"):
+                    record("emit", n=n, pid=os.getpid(), rule=ctx.get_rule_id())
                 n += 1
             if limit and n >= limit:
                 self.stop.wait()
@@ -110,7 +115,11 @@ class Recorder(Sink):
 
     def collect(self, ctx: Context, data: Any) -> None:
         text = data.decode() if isinstance(data, bytes) else json.dumps(data)
-        record("collect", symbol="recorder", data=text, type=type(data).__name__)
+        if self.conf.get("sleep"):
+            time.sleep(float(self.conf["sleep"]))
+        if not self.conf.get("quiet"):
+            record("collect", symbol="recorder", data=text, type=type(data).__name__,
+                   rule=ctx.get_rule_id())
         if self.conf.get("fail_on") and self.conf["fail_on"] in text:
             raise ValueError(f"cannot store {text}")
         if self.conf.get("nack_on") and self.conf["nack_on"] in text:

@@ -1,0 +1,221 @@
+"""Statistics, ratios and targets over the raw samples, and their Markdown summary."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+OURS, OFFICIAL, GO = "py", "official", "go"
+DASH = "\u2013"
+
+# case key -> (label, unit)
+CASES: dict[str, tuple[str, str]] = {
+    "source": ("source -> nop (rows/s)", "rows/s"),
+    "function": ("revert() on simulator rows (calls/s)", "calls/s"),
+    "sink_single_ack": ("sink sendSingle=true requireAck=true (rows/s)", "rows/s"),
+    "sink_single_noack": ("sink sendSingle=true requireAck=false (rows/s)", "rows/s"),
+    "sink_array_ack": ("sink sendSingle=false requireAck=true (rows/s)", "rows/s"),
+    "sink_array_noack": ("sink sendSingle=false requireAck=false (rows/s)", "rows/s"),
+}
+SINK_CASES = {  # case -> (sendSingle, requireAck)
+    "sink_single_ack": (True, True),
+    "sink_single_noack": (True, False),
+    "sink_array_ack": (False, True),
+    "sink_array_noack": (False, False),
+}
+
+# Targets the SDK owner set (ratios are this SDK / baseline, on medians).
+SOURCE_VS_OFFICIAL = 2.0
+SOURCE_VS_GO = 0.8
+FUNCTION_VS_OFFICIAL = 1.5
+SINK_VS_OFFICIAL = 2.0
+COLD_START_MS = 150.0
+IDLE_RSS_MB = 25.0
+IDLE_CPU_PERCENT = 0.5  # "~0": at most 0.15 s of CPU in 30 s
+
+
+def series(samples: list[float]) -> dict[str, Any]:
+    return {"samples": samples, "median": statistics.median(samples), "min": min(samples),
+            "max": max(samples)}
+
+
+def ratio(num: dict[str, Any] | None, den: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Ratio of medians, and the range of the per-repetition (paired) ratios."""
+    if not num or not den or not den["median"]:
+        return None
+    paired = [a / b for a, b in zip(num["samples"], den["samples"]) if b]
+    return {"median": num["median"] / den["median"], "min": min(paired) if paired else None,
+            "max": max(paired) if paired else None, "paired": paired}
+
+
+def compute_ratios(rates: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for case, by_sdk in rates.items():
+        out[case] = {"vs_official": ratio(by_sdk.get(OURS), by_sdk.get(OFFICIAL)),
+                     "vs_go": ratio(by_sdk.get(OURS), by_sdk.get(GO))}
+    return out
+
+
+def _target(what: str, target: str, value: float | None, met: bool | None,
+            shown: str) -> dict[str, Any]:
+    return {"what": what, "target": target, "value": value, "shown": shown, "met": met}
+
+
+def _ratio_target(what: str, r: dict[str, Any] | None, minimum: float) -> dict[str, Any]:
+    if r is None:
+        return _target(what, f">= {minimum:g}x", None, None, "not measured")
+    return _target(what, f">= {minimum:g}x", r["median"], r["median"] >= minimum,
+                   f"{r['median']:.2f}x")
+
+
+def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    ratios = results["ratios"]
+    targets = [
+        _ratio_target("source rate vs official", ratios["source"]["vs_official"],
+                      SOURCE_VS_OFFICIAL),
+        _ratio_target("source rate vs Go", ratios["source"]["vs_go"], SOURCE_VS_GO),
+        _ratio_target("function rate vs official", ratios["function"]["vs_official"],
+                      FUNCTION_VS_OFFICIAL),
+    ]
+    for case in SINK_CASES:
+        label = CASES[case][0].replace(" (rows/s)", "")
+        targets.append(_ratio_target(f"{label} vs official", ratios[case]["vs_official"],
+                                     SINK_VS_OFFICIAL))
+    cold = results["cold_start"].get(OURS)
+    targets.append(_target("cold start to handshake (median)", f"<= {COLD_START_MS:g} ms",
+                           cold["median"] if cold else None,
+                           cold["median"] <= COLD_START_MS if cold else None,
+                           f"{cold['median']:.0f} ms" if cold else "not measured"))
+    idle = results["idle"].get(OURS)
+    if idle:
+        targets.append(_target("idle RSS (max over the window)", f"<= {IDLE_RSS_MB:g} MB",
+                               idle["rss_mb_max"], idle["rss_mb_max"] <= IDLE_RSS_MB,
+                               f"{idle['rss_mb_max']:.1f} MB"))
+        targets.append(_target(f"idle CPU over {idle['seconds']:.0f} s",
+                               f"~0 (<= {IDLE_CPU_PERCENT:g}% of a core)", idle["cpu_percent"],
+                               idle["cpu_percent"] <= IDLE_CPU_PERCENT,
+                               f"{idle['cpu_s']:.2f} s ({idle['cpu_percent']:.2f}%), "
+                               f"{idle['wakeups_per_s']:.1f} wakeups/s"))
+    return targets
+
+
+# -- Markdown ---------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _spread(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "n/a"
+    return f"{_num(s['median'])} [{_num(s['min'])}{DASH}{_num(s['max'])}]"
+
+
+def _ratio_cell(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "n/a"
+    if r["min"] is None:
+        return f"{r['median']:.2f}x"
+    return f"{r['median']:.2f}x [{r['min']:.2f}{DASH}{r['max']:.2f}]"
+
+
+def _yes(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[met]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    labels = {tag: info["label"] for tag, info in results["sdks"].items()}
+    reps = results["config"]["reps"]
+    lines = [
+        f"Run of {results['date']} ({results['machine']['cpu']}, "
+        f"{results['machine']['cores']} cores; {results['duration_s'] / 60:.1f} min). "
+        f"Medians of {reps} interleaved repetitions, [min{DASH}max]; ratios are this SDK / "
+        f"baseline on the medians, [min{DASH}max] of the per-repetition ratios.",
+        "",
+        f"| case | {labels.get(OURS, OURS)} | {labels.get(OFFICIAL, OFFICIAL)} | "
+        f"{labels.get(GO, 'Go SDK')} | vs official | vs Go |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case, (label, _) in CASES.items():
+        by_sdk = results["rates"].get(case, {})
+        r = results["ratios"].get(case, {})
+        lines.append(f"| {label} | {_spread(by_sdk.get(OURS))} | "
+                     f"{_spread(by_sdk.get(OFFICIAL))} | {_spread(by_sdk.get(GO))} | "
+                     f"{_ratio_cell(r.get('vs_official'))} | {_ratio_cell(r.get('vs_go'))} |")
+    cpu = results.get("plugin_cpu_us_per_item", {})
+    if cpu:
+        lines += ["", "CPU time of the plugin process per row or call (µs, median "
+                  f"[min{DASH}max]); less sensitive than rates to other load on the machine:",
+                  "", f"| case | {labels.get(OURS, OURS)} | {labels.get(OFFICIAL, OFFICIAL)} | "
+                  f"{labels.get(GO, 'Go SDK')} |", "|---|---:|---:|---:|"]
+        for case, (label, _) in CASES.items():
+            by_sdk = cpu.get(case, {})
+            lines.append(f"| {label.split(' (')[0]} | {_spread(by_sdk.get(OURS))} | "
+                         f"{_spread(by_sdk.get(OFFICIAL))} | {_spread(by_sdk.get(GO))} |")
+    others = [s["other_cores"] for by_sdk in results.get("raw_rates", {}).values()
+              for samples in by_sdk.values() for s in samples]
+    if others:
+        lines += ["", f"Other processes on the machine during the rate windows: median "
+                  f"{statistics.median(others):.2f}, max {max(others):.2f} busy cores "
+                  f"(of {results['machine']['cores']})."]
+    sim = results.get("simulator", {})
+    if sim:
+        lines += ["", "Upstream of the function and sink cases (built-in `simulator` into "
+                  "`nop`, same kuiperds): " + ", ".join(
+                      f"{labels.get(tag, tag)} {_spread(s)} rows/s" for tag, s in sim.items())]
+    lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['what']} | {t['target']} | {t['shown']} | {_yes(t['met'])} |")
+    lines += ["", "| SDK | spawn -> handshake (ms) | `import ekuiper`, -X importtime (ms) | "
+              "`import ekuiper` wall minus bare python (ms) |", "|---|---:|---:|---:|"]
+    for tag, cold in results["cold_start"].items():
+        imp = results["import"].get(tag)
+        imp_cells = (f"{imp['importtime_ms']:.1f} | {imp['wall_delta_ms']:.1f}" if imp
+                     else "n/a | n/a")
+        lines.append(f"| {labels.get(tag, tag)} | {_spread(cold)} | {imp_cells} |")
+    lines += ["", f"| SDK, idle source for {results['config']['idle_s']:g} s | RSS (MB, max) | "
+              "CPU (s) | CPU (% of a core) | wakeups/s | threads |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for tag, idle in results["idle"].items():
+        lines.append(f"| {labels.get(tag, tag)} | {idle['rss_mb_max']:.1f} | "
+                     f"{idle['cpu_s']:.2f} | {idle['cpu_percent']:.2f} | "
+                     f"{idle['wakeups_per_s']:.1f} | {idle['threads']} |")
+    micro = results.get("micro", {})
+    if micro:
+        floor = micro.get("raw", {}).get("median")
+        lines += ["", "| emit microbench (no kuiperd) | emits/s | µs per emit | vs raw floor |",
+                  "|---|---:|---:|---:|"]
+        for variant, s in micro.items():
+            rel = f"{s['median'] / floor:.2f}x" if floor else "n/a"
+            lines.append(f"| {MICRO_LABELS.get(variant, variant)} | {_spread(s)} | "
+                         f"{1e6 / s['median']:.1f} | {rel} |")
+    return "\n".join(lines)
+
+
+MICRO_LABELS = {
+    "sdk": "this SDK: `SymbolContext.emit` -> pynng Push0",
+    "official": "official 2.4.2: `ContextImpl.emit` -> pynng Push0",
+    "raw": "raw `Push0.send` of a pre-encoded frame (floor)",
+    "raw_official": "raw `Push0.send`, official venv's pynng (floor there)",
+    "sdk_encode": "this SDK: `encode_source_frame` only (no socket)",
+}
+
+
+def profiles_markdown(profiles: dict[str, Any], top: int = 8) -> str:
+    kinds = {"active": "all non-idle samples", "gil": "GIL holders only"}
+    lines: list[str] = []
+    for case, by_kind in profiles.items():
+        for kind, what in kinds.items():
+            prof = by_kind.get(kind) or {}
+            if not prof.get("samples"):
+                continue
+            lines += ["", f"**{case}**, {what} ({prof['samples']} samples)", "",
+                      "| self (file:line) | % | inclusive (function) | % |",
+                      "|---|---:|---|---:|"]
+            rows = max(len(prof["self"][:top]), len(prof["inclusive"][:top]))
+            for i in range(rows):
+                s = prof["self"][i] if i < len(prof["self"]) else ["", ""]
+                inc = prof["inclusive"][i] if i < len(prof["inclusive"]) else ["", ""]
+                lines.append(f"| `{s[0]}` | {s[1]} | `{inc[0]}` | {inc[1]} |")
+    return "\n".join(lines)
