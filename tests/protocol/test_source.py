@@ -95,3 +95,21 @@ def test_hanging_close_is_bounded_and_logged(testplug: ProtocolHost) -> None:
     assert time.monotonic() - started < 7
     assert "close() of source 'hangs' (rule 'slow', op 'op1', instance 0) did not return" \
         in testplug.log()
+
+
+def test_open_returning_at_once_keeps_source_attached(testplug: ProtocolHost) -> None:
+    """A source whose open returns immediately still delivers what its threads emit."""
+    _, source = testplug.start_source("threaded", config={"threads": 1, "rows": 20})
+    rows = source.rows(20)
+    assert [r["message"]["i"] for r in rows] == list(range(20))
+
+
+def test_emit_from_several_threads_keeps_frames_whole(testplug: ProtocolHost) -> None:
+    """Four threads emitting at once: every frame is one whole row, none lost, and each
+    thread's rows arrive in its order."""
+    _, source = testplug.start_source("threaded", config={"threads": 4, "rows": 250})
+    rows = [r["message"] for r in source.rows(1000, timeout=30)]
+    for worker in range(4):
+        mine = [r["i"] for r in rows if r["worker"] == worker]
+        assert mine == list(range(250))
+    assert all(r["pad"] == "x" * (r["i"] % 50) for r in rows)

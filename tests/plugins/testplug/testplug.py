@@ -84,6 +84,22 @@ class HangsOnClose(Source):
         time.sleep(60)
 
 
+class Threaded(Source):
+    """open() returns at once; `threads` threads each emit `rows` rows on their own."""
+
+    def configure(self, datasource: str, conf: dict) -> None:
+        self.threads = int(conf.get("threads", 4))
+        self.rows = int(conf.get("rows", 250))
+
+    def open(self, ctx: Context) -> None:
+        def produce(worker: int) -> None:
+            for i in range(self.rows):
+                ctx.emit({"worker": worker, "i": i, "pad": "x" * (i % 50)})
+
+        for worker in range(self.threads):
+            threading.Thread(target=produce, args=(worker,), daemon=True).start()
+
+
 class Broken(Source):
     """open() raises at once."""
 
@@ -174,7 +190,8 @@ if __name__ == "__main__":
     plugin.start(PluginConfig(
         "testplug",
         {"counter": Counter, "stubborn": Stubborn, "broken": Broken, "reporter": Reporter,
-         "badfactory": broken_factory, "hangs": HangsOnClose},
+         "badfactory": broken_factory, "hangs": HangsOnClose,
+         "threaded": Threaded},
         {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink},
         {"upper": Upper, "fails": Fails, "notjson": NotJson},
     ))
