@@ -134,7 +134,7 @@ def test_control_label_of_function_has_no_rule() -> None:
     """A function's label names only kind and symbol."""
     command = parse_command(frame(symbolName="revert", pluginType="func",
                                   meta={"ruleId": "", "opId": "", "instanceId": 0}))
-    assert command.control.label == "func 'revert'"
+    assert command.control.label == "function 'revert'"
 
 
 def test_control_label_of_rule_symbol_names_rule_op_instance() -> None:

@@ -89,12 +89,17 @@ class Control:
         return (self.meta.rule_id, self.meta.op_id, self.meta.instance_id, self.symbol_name)
 
     @property
+    def noun(self) -> str:
+        """The kind as users say it: source, sink or function."""
+        return "function" if self.kind == "func" else self.kind
+
+    @property
     def label(self) -> str:
         """Human-readable name for logs and error messages."""
         if self.meta.is_empty:
-            return f"{self.kind} {self.symbol_name!r}"
+            return f"{self.noun} {self.symbol_name!r}"
         return (
-            f"{self.kind} {self.symbol_name!r} (rule {self.meta.rule_id!r}, "
+            f"{self.noun} {self.symbol_name!r} (rule {self.meta.rule_id!r}, "
             f"op {self.meta.op_id!r}, instance {self.meta.instance_id})"
         )
 

@@ -123,21 +123,20 @@ class PluginRuntime:
             raise SymbolNotFoundError(
                 self.config.describe_missing(control.kind, control.symbol_name)
             )
-        kind_word = "function" if control.kind == "func" else control.kind
         try:
             symbol: Any = factory()
         except Exception as exc:
             self.logger.exception("factory of %s raised", control.label)
             raise SymbolError(
-                f"cannot create {kind_word} {control.symbol_name!r}: its factory raised "
+                f"cannot create {control.noun} {control.symbol_name!r}: its factory raised "
                 f"{type(exc).__name__}: {describe_exception(exc)}"
             ) from exc
         method = _REQUIRED_METHOD[control.kind]
         if not callable(getattr(symbol, method, None)):
             raise SymbolError(
-                f"the factory of {kind_word} {control.symbol_name!r} returned "
+                f"the factory of {control.noun} {control.symbol_name!r} returned "
                 f"{type(symbol).__name__}, which has no {method}() method; return an "
-                f"instance of ekuiper.{kind_word.capitalize()}"
+                f"instance of ekuiper.{control.noun.capitalize()}"
             )
         context = (f"{self.config.name}/{control.symbol_name}" if control.meta.is_empty else
                    f"{self.config.name}/{control.symbol_name} rule={control.meta.rule_id} "
@@ -193,7 +192,6 @@ class PluginRuntime:
 def start_symbol(runtime: SymbolRuntime) -> None:
     """Run a runtime's start, turning a user exception into a SymbolError with its text."""
     control = runtime.control
-    kind_word = "function" if control.kind == "func" else control.kind
     try:
         runtime.start()
     except EkuiperError:
@@ -201,7 +199,7 @@ def start_symbol(runtime: SymbolRuntime) -> None:
     except Exception as exc:
         runtime.logger.exception("starting %s failed", control.label)
         raise SymbolError(
-            f"{kind_word} {control.symbol_name!r} failed to start: "
+            f"{control.noun} {control.symbol_name!r} failed to start: "
             f"{type(exc).__name__}: {describe_exception(exc)}"
         ) from exc
 
