@@ -73,7 +73,10 @@ def test_invalid_folder_is_reported_and_skipped(docker_stack: DockerKuiperd) -> 
 
 def test_added_folder_is_loaded_after_restart(docker_stack: DockerKuiperd,
                                               docker_services: object) -> None:
-    """A plugin folder added to plugins/ is running after `docker compose restart`."""
+    """A plugin folder added to plugins/ is running after `docker compose restart`, and
+    the restart's SIGTERM closed the demo rule's source exactly once."""
+    closing = "[pysam/pyjson rule=demo op=demo/0] pyjson closing"
+    assert docker_stack.log().count(closing) == 0
     hello = docker_stack.plugins_dir / "hello"
     hello.mkdir()
     (hello / "hello.py").write_text(HELLO_PY)
@@ -85,3 +88,4 @@ def test_added_folder_is_loaded_after_restart(docker_stack: DockerKuiperd,
     wait_for(lambda: docker_stack.plugin_status("hello")["status"] == "running",
              what="hello running")
     assert "dropin: installed plugin 'hello'" in docker_stack.log()
+    assert docker_stack.log().count(closing) == 1
