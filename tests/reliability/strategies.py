@@ -163,10 +163,10 @@ def _not_json(text: str) -> bool:
 
 
 @st.composite
-def truncated(draw: st.DrawFn, frames: st.SearchStrategy[bytes]) -> bytes:
+def truncated(draw: st.DrawFn, frames: st.SearchStrategy[bytes], min_size: int = 0) -> bytes:
     """A proper prefix of a frame that is one JSON object: never valid JSON."""
     frame = draw(frames)
-    return frame[:draw(st.integers(min_value=0, max_value=len(frame) - 1))]
+    return frame[:draw(st.integers(min_value=min_size, max_value=len(frame) - 1))]
 
 
 # -- function requests ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,16 +28,15 @@ from tests.reliability import strategies as s
 from tests.reliability._counts import CASES
 from tests.reliability.conftest import TESTPLUG, UncappedHost, launch
 
-# Every symbol testplug offers: a fuzzed start must never name one, or the plugin would
-# really start it (and dial a socket nobody listens on, for 5 s).
-TESTPLUG_SYMBOLS = {"counter", "stubborn", "broken", "reporter", "badfactory", "hangs",
-                    "recorder", "rows", "badopen", "upper", "fails", "notjson"}
-unknown_names = s.symbol_names.filter(lambda name: name not in TESTPLUG_SYMBOLS)
+# A fuzzed start must never name a real testplug symbol, or the plugin would start it (and
+# dial a socket nobody listens on, for 5 s). Real names are lower-case identifiers.
+unknown_names = s.symbol_names.filter(lambda name: not re.fullmatch(r"[a-z0-9_]+", name))
 
-FUZZ = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
-HUGE = settings(max_examples=15, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+# About 520 cases per channel, 20 of them 1-10 MB; the module runs in about 15 s.
+QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+         HealthCheck.large_base_example]
+FUZZ = settings(max_examples=500, deadline=None, database=None, suppress_health_check=QUIET)
+HUGE = settings(max_examples=20, deadline=None, database=None, suppress_health_check=QUIET)
 MB = 1_000_000
 
 
@@ -70,6 +70,13 @@ def plugin_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[
     for host, ipc in made:
         host.close()
         shutil.rmtree(ipc, ignore_errors=True)
+
+
+def assert_alive(host: UncappedHost) -> None:
+    """Fail at once (not after a receive timeout) when the plugin process is gone."""
+    assert host.process is not None
+    code = host.process.poll()
+    assert code is None, f"the plugin process exited with {code}"
 
 
 # -- huge frames (1-10 MB) ------------------------------------------------------------
@@ -109,7 +116,8 @@ def huge_func_requests(draw: st.DrawFn) -> bytes:
     if shape == "unterminated":
         return b'{"func":"Exec","arg":["' + b"a" * size
     if shape == "exec":  # valid: one 1-10 MB argument, upper-cased by the function
-        return json.dumps({"func": "Exec", "arg": ["\u00e9a" * (size // 3), "{}"]}).encode()
+        value = "\u00e9a" * (size // 3)  # 3 bytes of UTF-8 per pair
+        return json.dumps({"func": "Exec", "arg": [value, "{}"]}, ensure_ascii=False).encode()
     if shape == "func":
         return json.dumps({"func": "F" * size, "arg": None}).encode()
     if shape == "deep":
@@ -119,11 +127,12 @@ def huge_func_requests(draw: st.DrawFn) -> bytes:
 
 # -- the control channel --------------------------------------------------------------
 
+# No empty frame: pynng cannot receive one and the plugin dies (the xfail test below).
 control_frames = st.one_of(
-    st.binary(max_size=200),
+    st.binary(min_size=1, max_size=200),
     s.json_values.map(lambda value: json.dumps(value).encode()),
     s.wrong_commands(unknown_names),
-    s.truncated(s.valid_commands(unknown_names)),
+    s.truncated(s.valid_commands(unknown_names), min_size=1),
     s.valid_commands(unknown_names),
 )
 
@@ -131,6 +140,7 @@ control_frames = st.one_of(
 def check_control_reply(host: UncappedHost, payload: bytes) -> None:
     """Send one frame; its reply must be exactly what the protocol layer says."""
     CASES["control"] += 1
+    assert_alive(host)
     reply = host.raw_command(payload)
     assert reply == b"ok" or (reply and reply[:1] not in (b"h", b"H")), reply[:200]
     try:
@@ -148,8 +158,9 @@ def check_control_reply(host: UncappedHost, payload: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def control_fuzzed(plugin_host: Callable[[], UncappedHost]) -> FuzzRun:
-    """testplug after a few hundred malformed control frames, 15 of them 1-10 MB."""
+    """testplug after a few hundred malformed control frames, 20 of them 1-10 MB."""
     run = FuzzRun(plugin_host())
+    run.host.control.recv_timeout = 10_000
 
     @FUZZ
     @given(control_frames)
@@ -175,14 +186,14 @@ def test_every_fuzzed_control_frame_gets_its_error_reply(control_fuzzed: FuzzRun
     """Every malformed control frame is answered with its exact, non-h error text."""
     control_fuzzed.raise_failure()
     print(f"control channel: {control_fuzzed.cases} fuzz cases")
-    assert control_fuzzed.cases >= 300
-    assert control_fuzzed.host.process is not None
-    assert control_fuzzed.host.process.poll() is None
+    assert control_fuzzed.cases >= 500
+    assert_alive(control_fuzzed.host)
 
 
 def test_counter_runs_after_control_fuzzing(control_fuzzed: FuzzRun) -> None:
     """After the fuzz run, the same process starts counter and delivers its rows."""
     host = control_fuzzed.host
+    assert_alive(host)
     reply, source = host.start_source("counter", rule="after", datasource="t1")
     assert reply == b"ok"
     assert source.rows(2) == [
@@ -194,6 +205,7 @@ def test_counter_runs_after_control_fuzzing(control_fuzzed: FuzzRun) -> None:
 
 def test_function_answers_after_control_fuzzing(control_fuzzed: FuzzRun) -> None:
     """After the fuzz run, the same process starts upper and answers a call."""
+    assert_alive(control_fuzzed.host)
     reply, fn = control_fuzzed.host.start_function("upper")
     assert reply == b"ok"
     assert fn.exec("still here") == {"state": True, "result": "STILL HERE"}
@@ -202,10 +214,10 @@ def test_function_answers_after_control_fuzzing(control_fuzzed: FuzzRun) -> None
 # -- the function channel -------------------------------------------------------------
 
 func_requests = st.one_of(
-    st.binary(max_size=200),
+    st.binary(min_size=1, max_size=200),
     s.json_values.map(lambda value: json.dumps(value).encode()),
     s.wrong_func_requests(),
-    s.truncated(s.valid_func_requests()),
+    s.truncated(s.valid_func_requests(), min_size=1),
     s.valid_func_requests(),
 )
 
@@ -225,9 +237,10 @@ def expected_upper_reply(payload: bytes) -> dict[str, Any]:
     return dict(json.loads(_protocol.encode_func_reply(True, str(request.args[0]).upper())))
 
 
-def check_function_reply(fn: FunctionHandle, payload: bytes) -> None:
+def check_function_reply(host: UncappedHost, fn: FunctionHandle, payload: bytes) -> None:
     """Send one request; the reply must be JSON, and exactly the expected one."""
     CASES["function"] += 1
+    assert_alive(host)
     reply = json.loads(_rep_request(fn.sock, payload, skip_handshakes=True))
     assert set(reply) == {"state", "result"}
     assert isinstance(reply["state"], bool)
@@ -238,8 +251,9 @@ def check_function_reply(fn: FunctionHandle, payload: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def function_fuzzed(plugin_host: Callable[[], UncappedHost]) -> FuzzRun:
-    """testplug's upper after a few hundred malformed requests, 15 of them 1-10 MB."""
+    """testplug's upper after a few hundred malformed requests, 20 of them 1-10 MB."""
     host = plugin_host()
+    host.control.recv_timeout = 10_000
     reply, fn = host.start_function("upper")
     assert reply == b"ok"
     run = FuzzRun(host, fn)
@@ -248,13 +262,13 @@ def function_fuzzed(plugin_host: Callable[[], UncappedHost]) -> FuzzRun:
     @given(func_requests)
     def small(payload: bytes) -> None:
         run.cases += 1
-        check_function_reply(fn, payload)
+        check_function_reply(host, fn, payload)
 
     @HUGE
     @given(huge_func_requests())
     def huge(payload: bytes) -> None:
         run.cases += 1
-        check_function_reply(fn, payload)
+        check_function_reply(host, fn, payload)
 
     try:
         small()
@@ -268,19 +282,50 @@ def test_every_fuzzed_request_gets_its_function_reply(function_fuzzed: FuzzRun) 
     """Every malformed request is answered with state false and its exact error text."""
     function_fuzzed.raise_failure()
     print(f"function channel: {function_fuzzed.cases} fuzz cases")
-    assert function_fuzzed.cases >= 300
+    assert function_fuzzed.cases >= 500
 
 
 def test_upper_answers_after_function_fuzzing(function_fuzzed: FuzzRun) -> None:
     """After the fuzz run, upper still answers a well-formed call on the same channel."""
+    assert_alive(function_fuzzed.host)
     assert function_fuzzed.function is not None
     assert function_fuzzed.function.exec("abc") == {"state": True, "result": "ABC"}
 
 
 def test_control_channel_serves_after_function_fuzzing(function_fuzzed: FuzzRun) -> None:
     """After the function fuzz run, the same process still starts a source."""
+    assert_alive(function_fuzzed.host)
     reply, source = function_fuzzed.host.start_source("counter", rule="after2",
                                                       datasource="t2")
     assert reply == b"ok"
     assert source.rows(1) == [{"message": {"n": 0, "datasource": "t2"}, "meta": {"seq": 0}}]
 
+
+
+# -- found by fuzzing -----------------------------------------------------------------
+
+EMPTY_FRAME_BUG = ("pynng's Socket.recv() raises RuntimeError on a zero-length message and "
+                   "_transport.py:93 lets it escape (it catches only Timeout and Closed)")
+
+
+@pytest.mark.xfail(strict=True, reason=EMPTY_FRAME_BUG + "; the control loop ends and the "
+                   "plugin exits with 1")
+def test_empty_control_frame_gets_an_error_reply(testplug: UncappedHost) -> None:
+    """An empty control frame is answered as not valid JSON, like any other garbage."""
+    testplug.control.recv_timeout = 3000
+    assert testplug.raw_command(b"") == (
+        b"control command is not valid JSON (Expecting value: line 1 column 1 (char 0)): ''")
+
+
+@pytest.mark.xfail(strict=True, reason=EMPTY_FRAME_BUG + "; the function's thread dies and "
+                   "the function never answers again")
+def test_empty_function_request_gets_an_error_reply(testplug: UncappedHost) -> None:
+    """An empty function request is answered with state false, like any other garbage."""
+    reply, fn = testplug.start_function("upper")
+    assert reply == b"ok"
+    fn.sock.recv_timeout = 3000
+    assert json.loads(_rep_request(fn.sock, b"", skip_handshakes=True)) == {
+        "state": False,
+        "result": "function request is not valid JSON (Expecting value: line 1 column 1 "
+                  "(char 0)): ''",
+    }
