@@ -180,7 +180,7 @@ def parse_command(raw: bytes) -> Command:
         raise ProtocolError(f"control command must be a JSON object, got {type(outer).__name__}")
     cmd = _require(outer, "cmd", str, "control command")
     if cmd not in ("start", "stop"):
-        raise ProtocolError(f"unknown control command {cmd!r}: expected 'start' or 'stop'")
+        raise ProtocolError(f"unknown control command {cmd!r:.200}: expected 'start' or 'stop'")
     arg = _require(outer, "arg", (str, dict), "control command")
     inner = _loads(arg, "control command arg") if isinstance(arg, str) else arg
     if not isinstance(inner, dict):
@@ -191,7 +191,7 @@ def parse_command(raw: bytes) -> Command:
     kind = _require(inner, "pluginType", str, "control arg")
     if kind not in _KINDS:
         raise ProtocolError(
-            f"unknown pluginType {kind!r} for symbol {symbol!r}: "
+            f"unknown pluginType {kind!r:.200} for symbol {symbol!r:.200}: "
             f"expected one of {', '.join(_KINDS)}"
         )
     meta = _parse_meta(inner.get("meta"), "control arg meta")
@@ -239,6 +239,8 @@ def dumps(value: Any) -> bytes:
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False,
                           separators=(",", ":"), default=_json_default)
+    except RecursionError:
+        raise ValueError("value is nested too deeply to be sent as JSON") from None
     except ValueError as exc:
         if "Out of range float" in str(exc):
             raise ValueError(
@@ -332,7 +334,7 @@ def parse_func_request(raw: bytes) -> FuncRequest:
             raise ProtocolError("Exec function context funcId must be an integer")
         return FuncRequest("Exec", args, meta, func_id)
     raise ProtocolError(
-        f"unknown function call {func!r}: expected Exec, Validate or IsAggregate"
+        f"unknown function call {func!r:.200}: expected Exec, Validate or IsAggregate"
     )
 
 

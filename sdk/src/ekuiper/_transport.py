@@ -90,7 +90,8 @@ class _NngChannel:
 
     def recv(self) -> bytes:
         try:
-            return bytes(self._sock.recv())  # type: ignore[attr-defined]
+            # recv_msg, not recv: pynng's recv() raises on a zero-length message.
+            return bytes(self._sock.recv_msg().bytes)  # type: ignore[attr-defined]
         except pynng.Timeout:
             raise ChannelTimeout(f"receive on {self.url} timed out") from None
         except pynng.Closed:
