@@ -105,3 +105,7 @@ logs: ## Follow eKuiper's log (the demo rule prints reversed strings there)
 .PHONY: clean
 clean: ## Remove virtualenvs and caches (not the kuiperd cache)
 	rm -rf $(VENV) $(MIN_VENV) build .pytest_cache sdk/.mypy_cache .ruff_cache
+
+.PHONY: bench
+bench: venv ## Benchmarks vs the official and Go SDKs (not part of make test)
+	$(BIN)/python -m bench.run

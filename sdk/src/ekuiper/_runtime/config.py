@@ -92,6 +92,6 @@ class PluginConfig:
         offered = ", ".join(known) if known else "none"
         return (
             f"plugin {self.name!r} has no {kind if kind != 'func' else 'function'} named "
-            f"{symbol_name!r:.200} (it offers: {offered}); add it to PluginConfig.{_KIND_NAMES[kind]} "
-            f"and the descriptor, or fix the name used in eKuiper"
+            f"{symbol_name!r:.200} (it offers: {offered}); add it to "
+            f"PluginConfig.{_KIND_NAMES[kind]} and the descriptor, or fix the name used in eKuiper"
         )
