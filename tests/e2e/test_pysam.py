@@ -108,7 +108,9 @@ def test_plugin_update_while_rule_runs(boot_kuiperd: BootKuiperd, tmp_path: Path
 def test_plugin_delete_ends_its_process(boot_kuiperd: BootKuiperd) -> None:
     """DELETE /plugins/portables/pysam removes the plugin and its process exits."""
     kuiperd = boot_kuiperd(drop_in=(PYSAM,))
-    wait_for(lambda: kuiperd.plugin_pids("pysam"), what="pysam process")
+    # Not before it runs: a DELETE during the handshake waits for eKuiper's initTimeout.
+    wait_for(lambda: kuiperd.plugin_status("pysam")["status"] == "running", what="running")
+    assert kuiperd.plugin_pids("pysam")
     resp = kuiperd.delete("/plugins/portables/pysam")
     assert resp.status == 200, resp
     wait_for(lambda: not kuiperd.plugin_pids("pysam"), timeout=5, what="pysam exit")
