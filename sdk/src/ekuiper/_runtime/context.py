@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from ekuiper import _protocol
@@ -36,7 +36,8 @@ class SymbolContext(Context):
         self._logger = logger
         self._emitter: Channel | None = None
         self._emit_lock = threading.Lock()
-        self._stopped = threading.Event()
+        # A plain flag, read on every send: cheaper than an Event and enough for a bool.
+        self._stopped = False
         self._ack: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
@@ -53,11 +54,11 @@ class SymbolContext(Context):
 
     def mark_stopped(self) -> None:
         """After this, emit raises ChannelClosedError instead of waiting for eKuiper."""
-        self._stopped.set()
+        self._stopped = True
 
     @property
     def stopped(self) -> bool:
-        return self._stopped.is_set()
+        return self._stopped
 
     # -- Context ----------------------------------------------------------------------
 
@@ -76,8 +77,9 @@ class SymbolContext(Context):
     def emit(self, message: Any, meta: Any = None) -> None:
         if self._emitter is None:
             raise TypeError(f"emit() is for sources; {self._kind} {self._symbol!r} cannot emit")
-        if isinstance(message, Mapping):
-            frames = [_protocol.encode_source_frame(message, meta)]
+        frames: Sequence[bytes]
+        if type(message) is dict or isinstance(message, Mapping):
+            frames = (_protocol.encode_source_frame(message, meta),)
         elif isinstance(message, (list, tuple)):
             # eKuiper rejects a JSON array frame: each row travels on its own.
             frames = [_protocol.encode_source_frame(row, meta) for row in message]
@@ -93,7 +95,7 @@ class SymbolContext(Context):
         assert self._emitter is not None
         waited = 0
         while True:
-            if self._stopped.is_set():
+            if self._stopped:
                 raise ChannelClosedError(
                     f"source {self._symbol!r} of rule {self._meta.rule_id!r} is stopped"
                 )
