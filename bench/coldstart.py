@@ -58,13 +58,25 @@ def import_cost(python: Path, runs: int) -> dict[str, object]:
     """``import ekuiper`` in a fresh interpreter: -X importtime and wall-clock deltas."""
     _wall(python, "import ekuiper")  # warm the page cache and .pyc files
     cumulative_us: list[int] = []
+    subtree: list[tuple[str, int, int]] = []  # of the last run: (module, self, cumulative)
     for _ in range(runs):
         err = subprocess.run([str(python), "-X", "importtime", "-c", "import ekuiper"],
                              check=True, capture_output=True, text=True).stderr
+        subtree = []
         for line in err.splitlines():
-            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
-            if len(parts) == 3 and parts[2] == "ekuiper":
+            parts = line.removeprefix("import time:").split("|")
+            if len(parts) != 3 or not parts[0].strip().isdigit():
+                continue
+            name = parts[2].strip()
+            if name == "ekuiper":
                 cumulative_us.append(int(parts[1]))
+                break
+            if parts[2].startswith("  ") is False:  # a top-level import before ekuiper's
+                subtree = []
+                continue
+            subtree.append((name, int(parts[0]), int(parts[1])))
+    by_name = {name: cum for name, _, cum in subtree}
+    heaviest = sorted(subtree, key=lambda m: -m[1])[:10]
     empty = [_wall(python, "pass") for _ in range(runs)]
     full = [_wall(python, "import ekuiper") for _ in range(runs)]
     return {
@@ -74,4 +86,8 @@ def import_cost(python: Path, runs: int) -> dict[str, object]:
         "wall_import_ms": statistics.median(full) * 1000,
         "wall_delta_ms": (statistics.median(full) - statistics.median(empty)) * 1000,
         "runs": runs,
+        # Where the time goes (last run): modules by their own (self) import time, and
+        # the whole of pynng (it imports asyncio).
+        "heaviest_self_ms": [[name, round(own / 1000, 1)] for name, own, _ in heaviest],
+        "pynng_cumulative_ms": round(by_name.get("pynng", 0) / 1000, 1),
     }

@@ -40,7 +40,7 @@ class RateSample:
     kuiperd_cpu_s: float
     busy_cores: float  # the whole machine's busy cores in the window (/proc/stat)
     other_cores: float  # of which neither this kuiperd nor its plugin
-    waited_s: float  # time spent waiting for a quiet machine before the rule started
+    waited_s: float = 0.0  # time spent waiting for a quiet machine before kuiperd started
 
     @property
     def plugin_us_per_item(self) -> float:
@@ -77,12 +77,12 @@ class QuietGate:
     """Waits (bounded, with a run-wide budget) until other processes leave the CPUs alone.
 
     The machine may be shared; a rate measured while something else keeps a core busy
-    says little. Before each rule starts, the gate samples the machine's busy cores for
-    0.5 s (everything of ours is idle then) and waits while they exceed ``threshold``.
+    says little. Before each case's kuiperd starts, the gate samples the machine's busy
+    cores for 0.5 s (nothing of ours runs then) and waits while they exceed ``threshold``.
     """
 
     def __init__(self, threshold: float = 0.3, max_wait: float = 10.0,
-                 budget: float = 180.0) -> None:
+                 budget: float = 90.0) -> None:
         self.threshold = threshold
         self.max_wait = max_wait
         self.budget = budget
@@ -122,10 +122,8 @@ def proc_sample(pid: int) -> ProcSample:
 class BenchKuiperd:
     """A kuiperd with one SDK's bench plugin dropped in, plus the streams every case uses."""
 
-    def __init__(self, sdk: Sdk, home: Path, dist: Path, plugin_dir: Path,
-                 gate: QuietGate | None = None) -> None:
+    def __init__(self, sdk: Sdk, home: Path, dist: Path, plugin_dir: Path) -> None:
         self.sdk = sdk
-        self.gate = gate
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         # One pythonBin per kuiperd: each SDK gets its own kuiperd (Go ignores it).
@@ -223,7 +221,6 @@ class BenchKuiperd:
         Also takes the CPU time of the plugin process and of kuiperd over the window, and
         how busy the whole machine was (to tell a noisy sample from a slow SDK).
         """
-        waited = self.gate.wait() if self.gate else 0.0
         assert self.k.proc is not None
         kuiperd = self.k.proc.pid
         with self.running_rule(rule_id, sql, actions, metric):
@@ -241,7 +238,7 @@ class BenchKuiperd:
         plugin_s, kuiperd_s = (p1 - p0) / CLK_TCK, (k1 - k0) / CLK_TCK
         return RateSample(rule_id, (c1 - c0) / seconds, c1 - c0, seconds,
                           str(status.get("status")), exceptions, plugin_s, kuiperd_s, busy,
-                          max(0.0, busy - (plugin_s + kuiperd_s) / seconds), waited)
+                          max(0.0, busy - (plugin_s + kuiperd_s) / seconds))
 
     def case_rule(self, case: str) -> tuple[str, list[dict[str, Any]], str]:
         """(sql, actions, metric) of a benchmark case: source, function or sink_*."""

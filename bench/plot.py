@@ -57,7 +57,8 @@ def main(src: str, dest: str) -> int:
     top.set_yscale("log")
     top.set_title(f"eKuiper v2.4.0 portable plugins: rates by SDK ({results['date']}, "
                   f"{results['config']['reps']} reps)")
-    top.legend()
+    top.legend(loc="upper center", ncol=3)
+    top.set_ylim(top=top.get_ylim()[1] * 2.5)  # room for the legend
     top.grid(axis="y", alpha=0.3, which="both")
 
     micro = results.get("micro", {})

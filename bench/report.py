@@ -156,9 +156,14 @@ def markdown(results: dict[str, Any]) -> str:
     others = [s["other_cores"] for by_sdk in results.get("raw_rates", {}).values()
               for samples in by_sdk.values() for s in samples]
     if others:
+        waits = [s.get("waited_s", 0.0) for by_sdk in results["raw_rates"].values()
+                 for samples in by_sdk.values() for s in samples]
         lines += ["", f"Other processes on the machine during the rate windows: median "
                   f"{statistics.median(others):.2f}, max {max(others):.2f} busy cores "
-                  f"(of {results['machine']['cores']})."]
+                  f"(of {results['machine']['cores']}); waited for a quiet machine "
+                  f"{sum(waits):.0f} s in all"
+                  + (" (the whole budget: later cases did not wait)."
+                     if results.get("quiet_gate_budget_left_s", 1.0) <= 0 else ".")]
     sim = results.get("simulator", {})
     if sim:
         lines += ["", "Upstream of the function and sink cases (built-in `simulator` into "

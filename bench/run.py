@@ -65,7 +65,7 @@ from bench.env import (
     log,
     pip_version,
 )
-from bench.kuiperbench import BenchKuiperd, QuietGate, measure_idle
+from bench.kuiperbench import BenchKuiperd, QuietGate, RateSample, measure_idle
 from tests.e2e.kuiper import kuiperd_dist
 
 RESULTS = BENCH / "results"
@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="1 rep, short windows: checks the harness, not for results")
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    parser.add_argument("--render", metavar="JSON", type=Path,
+                        help="measure nothing: redo the PNG and README section of a results file")
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.warmup, args.window, args.idle = 1, 0.5, 1.0, 3.0
@@ -118,7 +120,7 @@ class Run:
 def git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True,
-                              text=True).stdout.strip()
+                              text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -174,6 +176,11 @@ def profile_case(bench: BenchKuiperd, case: str, py_spy: Path, seconds: float,
     return {"active": profiling.summarize(active), "gil": profiling.summarize(gil)}
 
 
+def _rate(bench: BenchKuiperd, case: str, rule_id: str, warmup: float,
+          window: float) -> RateSample:
+    return bench.rate(case, rule_id, warmup, window)
+
+
 def cleanup_sockets(sdks: list[Sdk]) -> None:
     """Remove the IPC files of our own names that stopped kuiperds leave in /tmp."""
     tmp = Path("/tmp")
@@ -196,9 +203,35 @@ def update_readme(text: str) -> None:
     README.write_text(f"{head}{START_MARK}\n{text}\n{END_MARK}{tail}")
 
 
+def publish(out: Path, tools_python: Path, run: Run, readme: bool) -> None:
+    """The PNG next to a results JSON, and (``readme``) the results section of README."""
+    results = json.loads(out.read_text())
+    stem = out.stem
+    png = out.with_suffix(".png")
+    run.attempt("plot", partial(
+        subprocess.run, [str(tools_python), "-m", "bench.plot", str(out), str(png)], cwd=REPO,
+        check=True, capture_output=True, text=True))
+    summary = report.markdown(results)
+    profiles = report.profiles_markdown(results["profiles"])
+    errors = results.get("errors", [])
+    if readme:
+        update_readme(
+            f"{summary}\n\n![rates](results/{png.name})\n\n"
+            f"Profiles of this SDK's plugin process (py-spy; raw stacks in "
+            f"`results/{stem}-profiles/`):\n{profiles}\n\n"
+            f"Raw samples, machine and SDK details: [`results/{out.name}`](results/{out.name})."
+            + (f"\n\nErrors during the run: {len(errors)} (see the JSON)." if errors else ""))
+    print(summary)
+    print(profiles)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run()
+    if args.render:
+        publish(args.render.resolve(), ensure_venv(WORK / "tools", TOOLS_PACKAGES), run,
+                readme=not args.no_readme)
+        return 1 if run.errors else 0
     started = time.monotonic()
     date = dt.date.today().isoformat()
     stem = f"{date}-quick" if args.quick else date
@@ -238,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     import ekuiper
 
     results["sdks"]["py"].update(
-        version=ekuiper.__version__, git_commit=git("rev-parse", "HEAD"),
+        version=ekuiper.__version__, git_commit=git("rev-parse", "HEAD").strip(),
         sdk_uncommitted_changes=git("status", "--porcelain", "--", "sdk").splitlines())
     results["sdks"]["official"]["version"] = pip_version(official_python, "ekuiper")
     folders = {s.tag: lay_out_plugin(s, WORK / "plugins", go_binary) for s in sdks}
@@ -277,76 +310,93 @@ def main(argv: list[str] | None = None) -> int:
                 micro[name].append(rate)
     results["micro"] = {v: report.series(s) for v, s in micro.items() if s}
 
-    # -- kuiperds ---------------------------------------------------------------------------
+    # -- 5. idle cost: fresh kuiperds and plugin processes, all three at once ------------
     benches: list[BenchKuiperd] = []
-    gate = QuietGate()
     try:
         for sdk in sdks:
             log(f"starting kuiperd for {sdk.label}")
-            bench = BenchKuiperd(sdk, WORK / "homes" / sdk.tag, dist, folders[sdk.tag], gate)
+            bench = BenchKuiperd(sdk, WORK / "homes" / sdk.tag, dist, folders[sdk.tag])
             benches.append(bench)
             bench.start()
         version = benches[0].k.get("/").body
         results["machine"]["kuiperd"] = version if isinstance(version, dict) else str(version)
-
-        # -- 5. idle cost: fresh plugin processes, all at once ------------------------------
         log(f"idle: {args.idle:g} s with one idle source per SDK")
-        idle = run.attempt("idle", lambda: measure_idle(benches, args.idle))
+        idle = run.attempt("idle", partial(measure_idle, benches, args.idle))
         if idle:
             results["idle"] = idle
-
-        # -- upstream of the function and sink cases ----------------------------------------
-        for bench in benches:
-            log(f"simulator upstream rate in the {bench.sdk.tag} kuiperd")
-            sample = run.attempt(f"simulator {bench.sdk.tag}", partial(
-                bench.rate, "simulator", f"bench_{bench.sdk.tag}_sim", args.warmup / 2,
-                args.window / 2))
-            if sample:
-                results["simulator"][bench.sdk.tag] = report.series([sample.rate])
-
-        # -- 1-3. rates, SDK order rotated per repetition ----------------------------------
-        raw: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in RATE_CASES}
-        for rep in range(args.reps):
-            for bench in benches[rep % len(benches):] + benches[:rep % len(benches)]:
-                for case in RATE_CASES:
-                    if case in report.SINK_CASES and report.SINK_CASES[case][1] \
-                            and not bench.sdk.acks:
-                        continue
-                    rule_id = f"bench_{bench.sdk.tag}_{case}_{rep}"
-                    log(f"rep {rep + 1}/{args.reps} {bench.sdk.tag:8} {case}")
-                    sample = run.attempt(rule_id, partial(bench.rate, case, rule_id,
-                                                          args.warmup, args.window))
-                    if sample:
-                        log(f"    {sample.rate:,.0f}/s; plugin {sample.plugin_us_per_item:.1f} "
-                            f"CPU-us/item; other load {sample.other_cores:.2f} cores"
-                            + (f"; waited {sample.waited_s:.1f} s for quiet" if sample.waited_s
-                               > 1 else ""))
-                        raw[case].setdefault(bench.sdk.tag, []).append(sample.as_dict())
-        results["raw_rates"] = raw
-        results["rates"] = {
-            case: {tag: report.series([s["rate"] for s in samples])
-                   for tag, samples in by_sdk.items()}
-            for case, by_sdk in raw.items()}
-        results["plugin_cpu_us_per_item"] = {
-            case: {tag: report.series([s["plugin_us_per_item"] for s in samples])
-                   for tag, samples in by_sdk.items()}
-            for case, by_sdk in raw.items()}
-        results["quiet_gate_budget_left_s"] = gate.budget
-
-        # -- profiles of this SDK -----------------------------------------------------------
-        prof_dir = RESULTS / f"{stem}-profiles"
-        prof_dir.mkdir(parents=True, exist_ok=True)
-        py_spy = tools_python.parent / "py-spy"
-        for case in ("source", "sink_single_ack", "sink_single_noack", "function"):
-            log(f"profiling this SDK: {case}")
-            prof = run.attempt(f"profile {case}", partial(
-                profile_case, benches[0], case, py_spy, args.profile_seconds, prof_dir))
-            if prof:
-                results["profiles"][case] = prof
     finally:
         for bench in benches:
             run.attempt(f"stop kuiperd {bench.sdk.tag}", bench.stop)
         cleanup_sockets(sdks)
+
+    # Every measurement below gets a kuiperd of its own (fresh home, fresh plugin
+    # process), started once the machine is quiet: no state carries over between cases,
+    # and a baseline that mishandles a stop cannot spoil the next case.
+    gate = QuietGate()
+
+    def on_fresh_kuiperd(sdk: Sdk, what: str,
+                         fn: Callable[[BenchKuiperd], T]) -> tuple[T | None, float]:
+        waited = gate.wait()
+        bench = BenchKuiperd(sdk, WORK / "homes" / sdk.tag, dist, folders[sdk.tag])
+        try:
+            bench.start()
+            return run.attempt(what, partial(fn, bench)), waited
+        except Exception as exc:
+            run.errors.append(f"{what}: kuiperd: {type(exc).__name__}: {exc}")
+            log(f"FAILED {what}: kuiperd: {exc}")
+            return None, waited
+        finally:
+            run.attempt(f"stop kuiperd after {what}", bench.stop)
+            cleanup_sockets(sdks)
+
+    # -- upstream of the function and sink cases -------------------------------------------
+    for sdk in sdks:
+        log(f"simulator upstream rate, {sdk.tag} kuiperd")
+        sample, _ = on_fresh_kuiperd(sdk, f"simulator {sdk.tag}", lambda b: b.rate(
+            "simulator", f"bench_{b.sdk.tag}_sim", args.warmup, args.window / 2))
+        if sample:
+            results["simulator"][sdk.tag] = report.series([sample.rate])
+
+    # -- 1-3. rates, SDK order rotated per repetition --------------------------------------
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in RATE_CASES}
+    for rep in range(args.reps):
+        for sdk in sdks[rep % len(sdks):] + sdks[:rep % len(sdks)]:
+            for case in RATE_CASES:
+                if case in report.SINK_CASES and report.SINK_CASES[case][1] and not sdk.acks:
+                    continue
+                rule_id = f"bench_{sdk.tag}_{case}_{rep}"
+                log(f"rep {rep + 1}/{args.reps} {sdk.tag:8} {case}")
+                sample, waited = on_fresh_kuiperd(sdk, rule_id, partial(
+                    _rate, case=case, rule_id=rule_id, warmup=args.warmup,
+                    window=args.window))
+                if sample:
+                    sample.waited_s = waited
+                    log(f"    {sample.rate:,.0f}/s; plugin {sample.plugin_us_per_item:.1f} "
+                        f"CPU-us/item; other load {sample.other_cores:.2f} cores"
+                        + (f"; waited {waited:.1f} s for quiet" if waited > 1 else ""))
+                    raw[case].setdefault(sdk.tag, []).append(sample.as_dict())
+    results["raw_rates"] = raw
+    results["rates"] = {
+        case: {tag: report.series([s["rate"] for s in samples])
+               for tag, samples in by_sdk.items()}
+        for case, by_sdk in raw.items()}
+    results["plugin_cpu_us_per_item"] = {
+        case: {tag: report.series([s["plugin_us_per_item"] for s in samples])
+               for tag, samples in by_sdk.items()}
+        for case, by_sdk in raw.items()}
+
+    # -- profiles of this SDK ----------------------------------------------------------------
+    prof_dir = RESULTS / f"{stem}-profiles"
+    prof_dir.mkdir(parents=True, exist_ok=True)
+    py_spy = tools_python.parent / "py-spy"
+    for case in ("source", "sink_single_ack", "sink_single_noack", "function"):
+        log(f"profiling this SDK: {case}")
+        prof, _ = on_fresh_kuiperd(ours, f"profile {case}", partial(
+            profile_case, case=case, py_spy=py_spy, seconds=args.profile_seconds,
+            out_dir=prof_dir))
+        if prof:
+            results["profiles"][case] = prof
+    results["quiet_gate_budget_left_s"] = gate.budget
 
     # -- results ----------------------------------------------------------------------------
     results["ratios"] = report.compute_ratios(results["rates"])
@@ -358,22 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"{stem}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {out.relative_to(REPO)}")
-    png = RESULTS / f"{stem}.png"
-    run.attempt("plot", partial(
-        subprocess.run, [str(tools_python), "-m", "bench.plot", str(out), str(png)], cwd=REPO,
-        check=True, capture_output=True, text=True))
-    summary = report.markdown(results)
-    profiles = report.profiles_markdown(results["profiles"])
-    if not (args.no_readme or args.quick):
-        update_readme(
-            f"{summary}\n\n![rates](results/{png.name})\n\n"
-            f"Profiles of this SDK's plugin process (py-spy, on-CPU samples; raw stacks in "
-            f"`results/{stem}-profiles/`):\n{profiles}\n\n"
-            f"Raw samples, machine and SDK details: [`results/{out.name}`](results/{out.name})."
-            + (f"\n\nErrors during the run: {len(run.errors)} (see the JSON)." if run.errors
-               else ""))
-    print(summary)
-    print(profiles)
+    publish(out, tools_python, run, readme=not args.no_readme)
     log(f"done in {results['duration_s'] / 60:.1f} min; {len(run.errors)} error(s)")
     return 1 if run.errors else 0
 
