@@ -38,6 +38,7 @@ bench/results/<date>-profiles/, and the results section of bench/README.md.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import json
 import os
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         publish(args.render.resolve(), ensure_venv(WORK / "tools", TOOLS_PACKAGES), run,
                 readme=not args.no_readme)
         return 1 if run.errors else 0
+    # Compare installed-like SDKs: the official one was byte-compiled by pip; this one is
+    # an editable checkout, so compile it here and let plugin processes use the .pyc files
+    # (a PYTHONDONTWRITEBYTECODE in the caller's environment would make them recompile
+    # the SDK on every start and skew the cold-start figures).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    compileall.compile_dir(str(REPO / "sdk" / "src"), quiet=1)
     started = time.monotonic()
     date = dt.date.today().isoformat()
     stem = f"{date}-quick" if args.quick else date

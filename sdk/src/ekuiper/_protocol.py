@@ -18,6 +18,7 @@ Facts encoded here (read from eKuiper's Go runtime, v1.14 and v2.x):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -306,6 +307,19 @@ def decode_sink_rows(raw: bytes) -> list[dict[str, Any]]:
     )
 
 
+# Every call from one SQL expression carries the same context string: decode it once.
+@functools.lru_cache(maxsize=1024)
+def _parse_func_meta(raw_meta: str) -> tuple[Meta, int]:
+    fmeta = _loads(raw_meta, "Exec function context")
+    if not isinstance(fmeta, dict):
+        raise ProtocolError("Exec function context must be a JSON object")
+    meta = _parse_meta(fmeta, "Exec function context")
+    func_id = fmeta.get("funcId", 0)
+    if isinstance(func_id, bool) or not isinstance(func_id, int):
+        raise ProtocolError("Exec function context funcId must be an integer")
+    return meta, func_id
+
+
 def parse_func_request(raw: bytes) -> FuncRequest:
     """Parse one function-channel request, or raise ProtocolError."""
     req = _loads(raw, "function request")
@@ -331,13 +345,7 @@ def parse_func_request(raw: bytes) -> FuncRequest:
             raise ProtocolError(
                 f"Exec arg must end with the function context string, got {type(raw_meta).__name__}"
             )
-        fmeta = _loads(raw_meta, "Exec function context")
-        if not isinstance(fmeta, dict):
-            raise ProtocolError("Exec function context must be a JSON object")
-        meta = _parse_meta(fmeta, "Exec function context")
-        func_id = fmeta.get("funcId", 0)
-        if isinstance(func_id, bool) or not isinstance(func_id, int):
-            raise ProtocolError("Exec function context funcId must be an integer")
+        meta, func_id = _parse_func_meta(raw_meta)
         return FuncRequest("Exec", args, meta, func_id)
     raise ProtocolError(
         f"unknown function call {func!r:.200}: expected Exec, Validate or IsAggregate"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 
 from ekuiper import _logging, _protocol
 from ekuiper._protocol import Control, FuncRequest, Meta
@@ -43,7 +42,7 @@ class FunctionRuntime(SymbolRuntime):
         self.plugin_name = plugin_name
         self.transport = transport
         self.channel: Channel | None = None
-        self.contexts: OrderedDict[_ContextKey, SymbolContext] = OrderedDict()
+        self.contexts: dict[_ContextKey, SymbolContext] = {}
         self._contexts_lock = threading.Lock()
         self._failures = FailureLog(logger)
         # What the last failing call raised (ekuiper.testing re-raises it).
@@ -98,18 +97,20 @@ class FunctionRuntime(SymbolRuntime):
 
     def context_for(self, meta: Meta, func_id: int) -> SymbolContext:
         key = (meta.rule_id, meta.op_id, meta.instance_id, func_id)
+        # Lock-free on a hit (dict.get is atomic); the control thread's forget_rule and
+        # inserts take the lock. Eviction is oldest-first: an evicted live caller simply
+        # gets a fresh context, which holds nothing but its ids and logger.
+        ctx = self.contexts.get(key)
+        if ctx is not None:
+            return ctx
         with self._contexts_lock:
-            ctx = self.contexts.get(key)
-            if ctx is not None:
-                self.contexts.move_to_end(key)
-                return ctx
             label = (f"{self.plugin_name}/{self.control.symbol_name} rule={meta.rule_id} "
                      f"op={meta.op_id}/{meta.instance_id} fn={func_id}")
             ctx = SymbolContext("function", self.control.symbol_name, meta,
                                 _logging.symbol_logger(label, self.log_level))
             self.contexts[key] = ctx
             while len(self.contexts) > MAX_CONTEXTS:
-                self.contexts.popitem(last=False)
+                del self.contexts[next(iter(self.contexts))]
             return ctx
 
     def forget_rule(self, rule_id: str) -> None:

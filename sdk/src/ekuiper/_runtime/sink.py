@@ -88,8 +88,9 @@ class SinkRuntime(SymbolRuntime):
             self.delivered += 1
 
     def _deliver_one(self, raw: bytes, open_error: str | None) -> None:
-        with self._ack_lock:
-            self._acked = False
+        if self.require_ack:
+            with self._ack_lock:
+                self._acked = False
         if open_error is not None:
             self.logger.error("dropping a message: %s", open_error)
             self._auto_ack(_protocol.encode_ack_error(open_error))
