@@ -66,11 +66,12 @@ def test_plugin_sigkill_restarts_on_next_use(kuiperd: Kuiperd, tmp_path: Path) -
     emitted_old = [e["n"] for e in events(tmp_path, "emit") if e["pid"] == old]
     got_old = [r["n"] for r in rows if r["pid"] == old]
     got_new = [r["n"] for r in rows if r["pid"] == new]
-    lost_in_gap = len(emitted_old) - len(got_old)
+    # An emit is recorded after it returns, so the last row sent may lack its record.
+    lost_in_gap = max(0, len(emitted_old) - len(got_old))
     print(f"\nplugin SIGKILL: {len(emitted_old)} emitted before, {lost_in_gap} lost in the gap, "
           f"{len(got_new)} delivered after restart")
-    assert got_old == emitted_old[:len(got_old)]  # what arrived came in order, no duplicates
-    assert lost_in_gap <= 2  # at most the row in flight when the process died
+    assert got_old == list(range(len(got_old)))  # in order, no duplicates, no holes
+    assert len(got_old) >= len(emitted_old) - 2  # at most the rows in flight were lost
     assert got_new == list(range(len(got_new)))  # nothing lost after the restart
     assert len(got_new) >= 30
 

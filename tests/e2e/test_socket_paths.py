@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PLUGINS, skip_or_fail
+from tests.conftest import PLUGINS, REPO, skip_or_fail
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.scenarios import run_pysam_rule
 from tests.protocol.events import wait_for
@@ -16,8 +18,15 @@ from tests.protocol.events import wait_for
 PYSAM = PLUGINS / "pysam"
 # Homes outside /tmp, so a private /tmp does not hide them.
 HOME_PARENT = "/var/tmp"
-PRIVATE_TMP = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-               'mount -t tmpfs tmpfs /tmp && exec "$0"']
+# A fresh tmpfs on /tmp; the checkout (and so the venv and the SDK), when it lives under
+# /tmp itself, is bound back in so the plugin's Python still finds them.
+PRIVATE_TMP_SCRIPT = (
+    'old="$OLD_TMP" && mount --bind /tmp "$old" && '
+    "mount -t tmpfs tmpfs /tmp && "
+    'for keep in $KEEP_UNDER_TMP; do mkdir -p "$keep" && '
+    'mount --bind "$old/${keep#/tmp/}" "$keep"; done && exec "$0"'
+)
+PRIVATE_TMP = ["unshare", "--mount", "--propagation", "private", "sh", "-c", PRIVATE_TMP_SCRIPT]
 READ_ONLY_TMP = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                  'mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && exec "$0"']
 
@@ -41,11 +50,22 @@ def test_second_home_collides_on_shared_tmp(boot_kuiperd: BootKuiperd) -> None:
     assert {row["r"] for row in rows} == {"nosjyp"}
 
 
-def test_private_tmp_lets_two_homes_run(boot_kuiperd: BootKuiperd, namespaces: None) -> None:
+@pytest.fixture
+def old_tmp() -> Iterator[str]:
+    """Where the private-/tmp namespace keeps the real /tmp reachable (a mount point)."""
+    path = tempfile.mkdtemp(prefix="ekp-oldtmp-", dir=HOME_PARENT)
+    yield path
+    os.rmdir(path)
+
+
+def test_private_tmp_lets_two_homes_run(boot_kuiperd: BootKuiperd, namespaces: None,
+                                        old_tmp: str) -> None:
     """With its own /tmp (a mount namespace, as a container or PrivateTmp gives), a second
     kuiperd runs the same plugin beside the first."""
     first = boot_kuiperd(drop_in=(PYSAM,), home_parent=HOME_PARENT)
-    second = boot_kuiperd(drop_in=(PYSAM,), home_parent=HOME_PARENT, wrapper=PRIVATE_TMP)
+    keep = str(REPO) if str(REPO).startswith("/tmp/") else ""
+    second = boot_kuiperd(drop_in=(PYSAM,), home_parent=HOME_PARENT, wrapper=PRIVATE_TMP,
+                          env={"KEEP_UNDER_TMP": keep, "OLD_TMP": old_tmp})
     for kuiperd, name in ((first, "a.txt"), (second, "b.txt")):
         wait_for(lambda k=kuiperd: k.plugin_status("pysam")["status"] == "running",
                  what="pysam running")
