@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def ipc_dir() -> Iterator[str]:
+    """A short private directory for socket files (unix socket paths are limited)."""
+    path = tempfile.mkdtemp(prefix="ekp-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """Where test plugins record what their symbols did."""
+    return tmp_path

@@ -14,13 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ekuiper._cli.rest import RestError, Server
 from tests.conftest import REPO
 
 DEFAULT_VERSION = "v2.4.0"
@@ -107,20 +106,9 @@ class KuiperREST:
     # -- REST -------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None) -> Response:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.base_url}{path}", data=data,
-                                     method=method,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        text = raw.decode(errors="replace")
-        try:
-            return Response(status, json.loads(text))
-        except ValueError:
-            return Response(status, text)
+        # The SDK's own REST client (ekuiper-plugin uses it too).
+        status, payload = Server(self.base_url, timeout=30).call(method, path, body)
+        return Response(status, payload)
 
     def get(self, path: str) -> Response:
         return self.request("GET", path)
@@ -236,7 +224,7 @@ class Kuiperd(KuiperREST):
             try:
                 if self.get("/").status == 200:
                     return
-            except OSError:
+            except RestError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"kuiperd REST did not answer within {timeout} s:\n{self.log()}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,20 +9,6 @@ import pytest
 
 from ekuiper.testing import ProtocolHost
 from tests.conftest import PLUGINS, TEST_PLUGINS
-
-
-@pytest.fixture
-def ipc_dir() -> Iterator[str]:
-    """A short private directory for socket files (unix socket paths are limited)."""
-    path = tempfile.mkdtemp(prefix="ekp-", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def out_dir(tmp_path: Path) -> Path:
-    """Where testplug records its events."""
-    return tmp_path
 
 
 def _launch(ipc_dir: str, name: str, script: Path, env: dict[str, str],

@@ -6,8 +6,6 @@ receives, so megabyte frames and replies reach the test whatever nng's default i
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,20 +33,6 @@ def launch(ipc_dir: str, name: str, script: Path, env: dict[str, str]) -> Uncapp
     host = UncappedHost(ipc_dir, name)
     host.launch(script, env=env)
     return host
-
-
-@pytest.fixture
-def ipc_dir() -> Iterator[str]:
-    """A short private directory for socket files (unix socket paths are limited)."""
-    path = tempfile.mkdtemp(prefix="ekr-", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def out_dir(tmp_path: Path) -> Path:
-    """Where the plugins record what their symbols received."""
-    return tmp_path
 
 
 def _close(host: ProtocolHost, request: pytest.FixtureRequest) -> None:

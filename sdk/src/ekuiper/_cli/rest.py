@@ -15,15 +15,17 @@ class RestError(Exception):
 
 
 class Server:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
         self.url = url.rstrip("/")
+        self.timeout = timeout
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(HTTP status, the body decoded from JSON, or as text); RestError if unreachable."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, raw = exc.code, exc.read()
