@@ -185,6 +185,10 @@ def docker_stack(request: pytest.FixtureRequest,
     os.environ.update(EKUIPER_REST_PORT=str(port), EKUIPER_PLUGINS_DIR=str(plugins),
                       SLIM_PYTHON_IMAGE=image)
     project = request.getfixturevalue("docker_compose_project_name")
+    # At the very end of the session, after pytest-docker's `compose down`: remove the
+    # per-session tag only (its layers stay cached for the next build).
+    request.config.add_cleanup(lambda: subprocess.run(["docker", "image", "rm", image],
+                                                      capture_output=True))
     try:
         try:
             request.getfixturevalue("docker_services")
@@ -205,3 +209,4 @@ def docker_stack(request: pytest.FixtureRequest,
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
