@@ -95,15 +95,17 @@ def _line_buffer_stdout() -> None:
 
 
 def exit_process(code: int) -> None:
-    """End the process with ``code``, even if plugin code left non-daemon threads."""
+    """End the process with ``code`` once every symbol is closed and output is flushed.
+
+    It leaves through os._exit, not interpreter finalisation: nng's I/O threads can still
+    be winding down when the interpreter tears pynng down, which now and then aborted the
+    process (SIGABRT instead of exit 0), and non-daemon threads left by plugin code would
+    keep it alive. So atexit handlers do not run; close() is the place for cleanup.
+    """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (ValueError, OSError):
             pass
-    alive = [t for t in threading.enumerate()
-             if t is not threading.main_thread() and t.is_alive() and not t.daemon]
-    if alive:
-        os._exit(code)
-    sys.exit(code)
+    os._exit(code)
