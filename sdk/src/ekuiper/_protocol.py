@@ -45,6 +45,7 @@ __all__ = [
     "encode_source_error_frame",
     "encode_source_frame",
     "function_url",
+    "kind_noun",
     "parse_command",
     "parse_func_request",
     "parse_plugin_args",
@@ -61,6 +62,11 @@ ACK_OK: Final = b"{}"
 
 
 _NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
+
+
+def kind_noun(kind: str) -> str:
+    """A pluginType as users say it: "func" is a function."""
+    return "function" if kind == "func" else kind
 
 
 # NamedTuples rather than dataclasses: `import dataclasses` (and the inspect module it
@@ -95,7 +101,7 @@ class Control(NamedTuple):
     @property
     def noun(self) -> str:
         """The kind as users say it: source, sink or function."""
-        return "function" if self.kind == "func" else self.kind
+        return kind_noun(self.kind)
 
     @property
     def label(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ekuiper._protocol import kind_noun
 from ekuiper.errors import PluginConfigError
 from ekuiper.function import Function
 from ekuiper.sink import Sink
@@ -91,7 +92,7 @@ class PluginConfig:
         known = sorted(self.factories(kind))
         offered = ", ".join(known) if known else "none"
         return (
-            f"plugin {self.name!r} has no {kind if kind != 'func' else 'function'} named "
+            f"plugin {self.name!r} has no {kind_noun(kind)} named "
             f"{symbol_name!r:.200} (it offers: {offered}); add it to "
             f"PluginConfig.{_KIND_NAMES[kind]} and the descriptor, or fix the name used in eKuiper"
         )

@@ -56,10 +56,6 @@ class SymbolContext(Context):
         """After this, emit raises ChannelClosedError instead of waiting for eKuiper."""
         self._stopped = True
 
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
-
     # -- Context ----------------------------------------------------------------------
 
     def get_rule_id(self) -> str:

@@ -170,11 +170,6 @@ class PluginRuntime:
 
     # -- shutdown ---------------------------------------------------------------------
 
-    def running(self) -> list[SymbolRuntime]:
-        """Every running symbol runtime, functions included."""
-        with self._lock:
-            return [*self.symbols.values(), *self.functions.values()]
-
     def shutdown(self) -> None:
         """Stop every symbol (each ``close`` once) and close the control channel."""
         with self._lock:
