@@ -61,8 +61,8 @@ $(MIN_VENV)/.installed: sdk/pyproject.toml
 	touch $@
 
 .PHONY: test-pynng-min
-test-pynng-min: $(MIN_VENV)/.installed ## Unit and protocol tests with the lowest supported pynng
-	$(MIN_VENV)/bin/pytest -q tests/unit tests/protocol
+test-pynng-min: $(MIN_VENV)/.installed ## Unit and protocol tests on the pynng transport, lowest supported pynng
+	EKUIPER_TRANSPORT=pynng $(MIN_VENV)/bin/pytest -q tests/unit tests/protocol
 
 .PHONY: test
 test: lint ## Everything CI runs: lint, all tests (e2e included), lowest pynng

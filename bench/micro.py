@@ -7,10 +7,12 @@ starts a drain process (bench/drain.py, always this repo's venv) listening on UR
 so every variant pushes into the same fast reader. VARIANT is one of
 
 - ``sdk``: this SDK's real path, ``SymbolContext.emit`` on a channel from
-  ``NngTransport.source`` (a pynng Push0 dialled to URL, as in a running plugin);
+  ``SocketTransport.source`` (the default transport: SP over the Unix socket);
+- ``sdk_pynng``: the same on ``NngTransport.source`` (a pynng Push0, EKUIPER_TRANSPORT=pynng);
 - ``official``: the official SDK's ``ContextImpl.emit`` on its ``SourceChannel``
   (run with the official venv's python; the channel always dials under /tmp);
-- ``raw``: ``Push0.send`` of one pre-encoded frame in a loop: the floor;
+- ``raw``: ``Push0.send`` of one pre-encoded frame in a loop: the floor for pynng;
+- ``raw_socket``: ``socket.send`` of one pre-encoded SP frame: the floor for Python;
 - ``sdk_encode``: this SDK's frame encoding alone (``encode_source_frame``), no socket.
 
 Each variant emits the same row for a 0.3 s warm-up, then counts emits over SECONDS.
@@ -54,16 +56,18 @@ def rule_of(url: str) -> str:
     return name[: -len("_op_0.ipc")]
 
 
-def sdk_step(url: str) -> Step:
+def sdk_step(url: str, transport_name: str = "socket") -> Step:
     import logging
     import os
 
     from ekuiper._protocol import Meta
     from ekuiper._runtime.context import SymbolContext
-    from ekuiper._transport import NngTransport
+    from ekuiper._transport import NngTransport, SocketTransport
 
     meta = Meta(rule_of(url), "op", 0)
-    channel = NngTransport(os.path.dirname(url[len("ipc://"):])).source(meta, 1000)
+    ipc_dir = os.path.dirname(url[len("ipc://"):])
+    transport = SocketTransport(ipc_dir) if transport_name == "socket" else NngTransport(ipc_dir)
+    channel = transport.source(meta, 1000)
     ctx = SymbolContext("source", "micro", meta, logging.getLogger("bench.micro"))
     ctx.attach_emitter(channel)
     emit = ctx.emit
@@ -94,13 +98,32 @@ def raw_step(url: str) -> Step:
     return (lambda: send(frame)), send, sock.close
 
 
+def raw_socket_step(url: str) -> Step:
+    import socket
+    import struct
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(url[len("ipc://"):])
+    sock.sendall(b"\x00SP\x00\x00\x50\x00\x00")  # PUSH
+    sock.recv(8)
+    body = json.dumps({"message": ROW, "meta": None}, separators=(",", ":")).encode()
+    frame = struct.pack(">BQ", 1, len(body)) + body
+    send = sock.send
+
+    def send_raw(data: bytes) -> None:
+        sock.sendall(struct.pack(">BQ", 1, len(data)) + data)
+
+    return (lambda: send(frame)), send_raw, sock.close
+
+
 def encode_step(url: str) -> Step:
     from ekuiper._protocol import encode_source_frame
 
     return (lambda: encode_source_frame(ROW, None)), (lambda _: None), (lambda: None)
 
 
-VARIANTS = {"sdk": sdk_step, "official": official_step, "raw": raw_step,
+VARIANTS = {"sdk": sdk_step, "sdk_pynng": lambda url: sdk_step(url, "pynng"),
+            "official": official_step, "raw": raw_step, "raw_socket": raw_socket_step,
             "sdk_encode": encode_step}
 
 

@@ -189,7 +189,7 @@ def markdown(results: dict[str, Any]) -> str:
     micro = results.get("micro", {})
     if micro:
         floor = micro.get("raw", {}).get("median")
-        lines += ["", "| emit microbench (no kuiperd) | emits/s | µs per emit | vs raw floor |",
+        lines += ["", "| emit microbench (no kuiperd) | emits/s | µs per emit | vs raw pynng floor |",
                   "|---|---:|---:|---:|"]
         for variant, s in micro.items():
             rel = f"{s['median'] / floor:.2f}x" if floor else "n/a"
@@ -199,10 +199,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 MICRO_LABELS = {
-    "sdk": "this SDK: `SymbolContext.emit` -> pynng Push0",
+    "sdk": "this SDK: `SymbolContext.emit` -> socket transport (default)",
+    "sdk_pynng": "this SDK: `SymbolContext.emit` -> pynng transport (EKUIPER_TRANSPORT=pynng)",
     "official": "official 2.4.2: `ContextImpl.emit` -> pynng Push0",
     "raw": "raw `Push0.send` of a pre-encoded frame (floor)",
     "raw_official": "raw `Push0.send`, official venv's pynng (floor there)",
+    "raw_socket": "raw `socket.send` of a pre-encoded SP frame (floor without pynng)",
     "sdk_encode": "this SDK: `encode_source_frame` only (no socket)",
 }
 

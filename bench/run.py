@@ -17,8 +17,8 @@ baselines measured in the same run:
    of ``import ekuiper`` (bench/coldstart.py);
 5. idle cost: RSS, CPU time and wakeups of each plugin process with one idle source
    running, all three at once for 30 s;
-6. an emit microbench without kuiperd (bench/micro.py), this SDK, the official SDK and
-   raw pynng sends of a pre-encoded frame (the floor);
+6. an emit microbench without kuiperd (bench/micro.py), this SDK (both transports), the
+   official SDK, and raw sends of a pre-encoded frame (the floors: pynng, plain socket);
 
 then profiles this SDK's plugin process with py-spy under the source, sink and function
 loads. Each rate is a fixed window (5 s) after a warm-up (2 s), repeated 3 times with the
@@ -301,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     # name -> (micro.py variant, interpreter); raw_official: the floor with the official
     # venv's pynng, to tell the SDK's cost from the pynng version's.
     variants = {"raw": ("raw", ours.python), "sdk": ("sdk", ours.python),
+                "sdk_pynng": ("sdk_pynng", ours.python),
                 "official": ("official", official_python),
                 "raw_official": ("raw", official_python),
+                "raw_socket": ("raw_socket", ours.python),
                 "sdk_encode": ("sdk_encode", ours.python)}
     micro: dict[str, list[float]] = {v: [] for v in variants}
     for rep in range(args.reps):

@@ -19,7 +19,7 @@ from types import FrameType
 from ekuiper import _logging, _protocol
 from ekuiper._runtime.config import PluginConfig
 from ekuiper._runtime.plugin import PluginRuntime
-from ekuiper._transport import NngTransport, Transport
+from ekuiper._transport import Transport, transport_from_env
 from ekuiper.errors import PluginConfigError
 
 __all__ = ["run"]
@@ -49,7 +49,8 @@ def run(config: PluginConfig, transport: Transport | None = None,
     logger = _logging.configure_plugin_logging(config.name)
     _line_buffer_stdout()
     args = _protocol.parse_plugin_args(sys.argv[1:] if argv is None else argv)
-    runtime = PluginRuntime(config, transport or NngTransport(), args.send_timeout_ms, logger)
+    runtime = PluginRuntime(config, transport or transport_from_env(), args.send_timeout_ms,
+                            logger)
 
     done = threading.Event()
     outcome = {"code": 0}
