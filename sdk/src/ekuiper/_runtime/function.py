@@ -68,6 +68,10 @@ class FunctionRuntime(SymbolRuntime):
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("function channel closed unexpectedly")
+        except (ConnectionError, ChannelTimeout) as exc:
+            # eKuiper's end went away and did not come back while redialling.
+            self.logger.error("function channel to eKuiper lost: %s; the function is "
+                              "unavailable until the plugin restarts", exc)
 
     def handle(self, raw: bytes) -> bytes:
         """Answer one request; never raises."""
