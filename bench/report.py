@@ -153,6 +153,7 @@ def markdown(results: dict[str, Any]) -> str:
             by_sdk = cpu.get(case, {})
             lines.append(f"| {label.split(' (')[0]} | {_spread(by_sdk.get(OURS))} | "
                          f"{_spread(by_sdk.get(OFFICIAL))} | {_spread(by_sdk.get(GO))} |")
+    lines += _kuiperd_cpu_markdown(results, labels)
     others = [s["other_cores"] for by_sdk in results.get("raw_rates", {}).values()
               for samples in by_sdk.values() for s in samples]
     if others:
@@ -189,13 +190,51 @@ def markdown(results: dict[str, Any]) -> str:
     micro = results.get("micro", {})
     if micro:
         floor = micro.get("raw", {}).get("median")
-        lines += ["", "| emit microbench (no kuiperd) | emits/s | µs per emit | vs raw pynng floor |",
-                  "|---|---:|---:|---:|"]
+        lines += ["", "| emit microbench (no kuiperd) | emits/s | µs per emit "
+                  "| vs raw pynng floor |", "|---|---:|---:|---:|"]
         for variant, s in micro.items():
             rel = f"{s['median'] / floor:.2f}x" if floor else "n/a"
             lines.append(f"| {MICRO_LABELS.get(variant, variant)} | {_spread(s)} | "
                          f"{1e6 / s['median']:.1f} | {rel} |")
     return "\n".join(lines)
+
+
+# Cases where eKuiper waits for the plugin's answer before it sends the next row.
+ROUND_TRIP_CASES = ("function", "sink_single_ack", "sink_array_ack")
+
+
+def _kuiperd_cpu_markdown(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """kuiperd's own CPU per row, and the ceiling it sets on round-trip cases."""
+    raw = results.get("raw_rates", {})
+    per_item = {
+        case: {tag: series([1e6 * s["kuiperd_cpu_s"] / s["count"]
+                                   for s in samples if s.get("count")])
+               for tag, samples in by_sdk.items()}
+        for case, by_sdk in raw.items()}
+    if not per_item:
+        return []
+    lines = ["", "CPU time of kuiperd per row or call (µs, median [min" + DASH + "max]), "
+             "same windows:", "", f"| case | {labels.get(OURS, OURS)} | "
+             f"{labels.get(OFFICIAL, OFFICIAL)} | {labels.get(GO, 'Go SDK')} |",
+             "|---|---:|---:|---:|"]
+    for case, (label, _) in CASES.items():
+        by_sdk = per_item.get(case, {})
+        lines.append(f"| {label.split(' (')[0]} | {_spread(by_sdk.get(OURS))} | "
+                     f"{_spread(by_sdk.get(OFFICIAL))} | {_spread(by_sdk.get(GO))} |")
+    ceilings = []
+    for case in ROUND_TRIP_CASES:
+        ours = per_item.get(case, {}).get(OURS)
+        official = results.get("rates", {}).get(case, {}).get(OFFICIAL)
+        if ours and official:
+            ceiling = 1e6 / ours["median"]
+            ceilings.append(f"{CASES[case][0].split(' (')[0]}: {ceiling:,.0f}/s = "
+                            f"{ceiling / official['median']:.2f}x official")
+    if ceilings:
+        lines += ["", "In the round-trip cases eKuiper sends the next row only after the "
+                  "plugin's answer, so kuiperd's own CPU per row bounds the rate whatever "
+                  "the plugin does. If all of it sits on that serial path, a plugin that "
+                  "answers in zero time would reach: " + "; ".join(ceilings) + "."]
+    return lines
 
 
 MICRO_LABELS = {

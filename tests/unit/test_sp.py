@@ -158,6 +158,23 @@ def test_pull_takes_a_redialled_peer(path: str) -> None:
     pull.close()
 
 
+def test_pull_serves_a_second_dialer_while_the_first_is_idle(path: str) -> None:
+    """A new PUSH is served even while an earlier one stays connected and silent."""
+    pull = PullListener(path, url(path))
+    with pynng.Push0(send_timeout=5000) as idle, pynng.Push0(send_timeout=5000) as busy:
+        idle.dial(url(path), block=False)
+        first = in_background(lambda: idle.send(b"hello"))
+        assert pull.recv() == b"hello"
+        first.join()
+        busy.dial(url(path), block=False)
+        second = in_background(lambda: busy.send(b"second"))
+        started = time.monotonic()
+        assert pull.recv() == b"second"
+        assert time.monotonic() - started < 1 + _sp._QUIET_S
+        second.join()
+    pull.close()
+
+
 def test_pull_refuses_a_peer_of_the_wrong_protocol(path: str, nng_push: pynng.Push0) -> None:
     """A REQ dialling the sink path is turned away; a real PUSH is still served."""
     pull = PullListener(path, url(path))

@@ -289,9 +289,10 @@ class PushDialer:
 class ReqDialer:
     """REQ dialled to a REP (eKuiper's control and function channels).
 
-    Unlike nng's REQ it never resends a request on its own: eKuiper's control REP may
-    take an hour to answer, and a resent ``ok`` would be read as the answer to the next
-    command. A lost connection is redialled and the pending request sent again.
+    Unlike nng's REQ (60 s by default) it never resends a request on its own: eKuiper's
+    control REP may rightly take an hour to answer, and a resent ``ok`` could be queued
+    there as the answer to a later command. A lost connection is redialled and the
+    pending request sent again.
     """
 
     def __init__(self, path: str, url: str, recv_timeout_ms: int | None = None,
