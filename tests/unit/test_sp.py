@@ -175,6 +175,30 @@ def test_pull_serves_a_second_dialer_while_the_first_is_idle(path: str) -> None:
     pull.close()
 
 
+def test_pull_closed_during_a_handshake_raises_closed(path: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() while recv is answering a silent dialer still ends in ChannelClosedError."""
+    monkeypatch.setattr(_sp, "HANDSHAKE_TIMEOUT_S", 0.5)
+    pull = PullListener(path, url(path))
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(path)  # never sends its SP header
+    raised: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            pull.recv()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = in_background(receive)
+    time.sleep(0.2)  # recv is now waiting for the silent peer's header
+    pull.close()
+    thread.join(3)
+    silent.close()
+    assert not thread.is_alive()
+    assert isinstance(raised[0], ChannelClosedError)
+
+
 def test_pull_refuses_a_peer_of_the_wrong_protocol(path: str, nng_push: pynng.Push0) -> None:
     """A REQ dialling the sink path is turned away; a real PUSH is still served."""
     pull = PullListener(path, url(path))
@@ -295,6 +319,55 @@ def test_push_without_peer_times_out(path: str) -> None:
             push.send(b"lost")
     assert time.monotonic() - started < 5
     push.close()
+
+
+def test_push_without_deadline_waits_for_peer_until_closed(path: str) -> None:
+    """With no send deadline, a send to a vanished peer waits (no spinning) until close."""
+    with pynng.Pull0() as pull:
+        pull.listen(url(path))
+        push = PushDialer(path, url(path), 0)
+    raised: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            for _ in range(10):
+                push.send(b"lost")
+        except BaseException as exc:
+            raised.append(exc)
+
+    started = time.process_time()
+    thread = in_background(send)
+    time.sleep(0.5)
+    assert thread.is_alive()
+    push.close()
+    thread.join(2)
+    assert isinstance(raised[0], ChannelClosedError)
+    assert time.process_time() - started < 0.3  # waited, did not spin on connect()
+
+
+def test_req_send_waits_for_a_restarted_peer(path: str) -> None:
+    """A REQ whose REP went away sends on the REP that comes back, instead of failing."""
+    first = pynng.Rep0(recv_timeout=5000)
+    first.listen(url(path))
+    req = ReqDialer(path, url(path))
+    req.send(b"one")
+    assert first.recv() == b"one"
+    first.send(b"1")
+    assert req.recv() == b"1"
+    first.close()
+
+    def come_back() -> None:
+        time.sleep(0.3)
+        second.listen(url(path))
+
+    second = pynng.Rep0(recv_timeout=5000)
+    in_background(come_back)
+    req.send(b"two")
+    assert second.recv() == b"two"
+    second.send(b"2")
+    assert req.recv() == b"2"
+    req.close()
+    second.close()
 
 
 def test_dial_to_nothing_names_the_url(path: str) -> None:

@@ -31,6 +31,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections import deque
 
 from ekuiper.errors import ChannelClosedError, ProtocolError
@@ -51,8 +52,9 @@ _QUIET_S = 1.0
 _log = logging.getLogger("ekuiper.transport")
 
 # What connect() raises while nobody listens yet, or any longer.
+# BlockingIOError: the listener's accept backlog is full (connect gives EAGAIN).
 _NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError, ConnectionResetError,
-                  BrokenPipeError)
+                  BrokenPipeError, BlockingIOError)
 
 
 class ChannelTimeout(Exception):
@@ -146,7 +148,13 @@ class _Inbox:
 
 
 class _Stream:
-    """Dialled socket shared by PUSH and REQ: connect with retries, close from any thread."""
+    """Dialled socket shared by PUSH and REQ: connect with retries, close from any thread.
+
+    The owning thread brackets each use of the socket with ``_enter``/``_leave``;
+    ``close`` from another thread only shuts the socket down (which wakes the owner),
+    and whoever is last closes the descriptor, so no thread ever sends on or reads
+    from a descriptor number that was closed and reused meanwhile.
+    """
 
     def __init__(self, path: str, url: str, protocol: int, attempts: int,
                  interval_s: float) -> None:
@@ -158,6 +166,8 @@ class _Stream:
         self.sock: socket.socket | None = None
         self.closed = False
         self._closed_event = threading.Event()
+        self._lock = threading.Lock()
+        self._busy = 0
         self._recv_timeout: float | None = None
         self._send_timeout: float | None = None
 
@@ -165,16 +175,41 @@ class _Stream:
         self._recv_timeout = recv_timeout_s
         self._send_timeout = send_timeout_s
 
-    def connect(self, attempts: int | None = None) -> socket.socket:
-        """Connect and handshake; retried while nothing listens. Raises ConnectionError."""
-        last: Exception | None = None
-        for attempt in range(attempts or self.attempts):
+    # -- the owner's side ---------------------------------------------------------------
+
+    def _enter(self) -> None:
+        with self._lock:
             if self.closed:
                 raise ChannelClosedError(f"{self.url} is closed")
+            self._busy += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if self.closed and not self._busy:
+                self._close_socket()
+
+    def _closed_error(self) -> ChannelClosedError:
+        return ChannelClosedError(f"{self.url} is closed")
+
+    def connect(self, attempts: int | None = None, deadline: float | None = None) -> None:
+        """Connect and handshake; retried while nothing listens. Raises ConnectionError.
+
+        Tries ``attempts`` times, or until ``deadline`` (monotonic), or, with
+        ``attempts=0``, until it connects or the stream is closed.
+        """
+        limit = self.attempts if attempts is None else attempts
+        last: Exception | None = None
+        attempt = 0
+        while True:
             if attempt:
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if (limit and attempt >= limit) or out_of_time:
+                    break
                 self._closed_event.wait(self.interval_s)
-                if self.closed:
-                    raise ChannelClosedError(f"{self.url} is closed")
+            attempt += 1
+            if self.closed:
+                raise self._closed_error()
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 _handshake(sock, self.protocol, self.url, self.path)
@@ -187,16 +222,24 @@ class _Stream:
                 raise
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self._recv_timeout))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self._send_timeout))
-            self.sock = sock
-            if self.closed:  # close() ran while we connected: it could not see this socket
-                self._drop()
-                raise ChannelClosedError(f"{self.url} is closed")
-            return sock
+            with self._lock:
+                if not self.closed:
+                    self.sock = sock
+                    return
+            sock.close()  # close() ran while we connected: it could not see this socket
+            raise self._closed_error()
         raise ConnectionError(f"cannot connect to {self.url}: {last}; "
                               f"is eKuiper listening there?")
 
     def send_frame(self, frame: bytes) -> None:
         """Write one whole frame; ChannelTimeout only if none of it went out in time."""
+        self._enter()
+        try:
+            self._send_frame(frame)
+        finally:
+            self._leave()
+
+    def _send_frame(self, frame: bytes) -> None:
         sock = self.sock or self._redial_for_send()
         sent = 0
         view: memoryview | None = None
@@ -217,53 +260,77 @@ class _Stream:
                 # Half a frame is out: the rest must follow or the stream is corrupt.
             except OSError as exc:
                 if self.closed:
-                    raise ChannelClosedError(f"{self.url} is closed") from None
+                    raise self._closed_error() from None
                 # eKuiper closed its end (rule stopped, or restarted): redial as nng
                 # would and send the frame again, whole, on the new connection.
                 _log.debug("%s: connection lost (%s); redialling", self.url, exc)
-                self._drop()
+                self.drop()
                 sock = self._redial_for_send()
                 sent, view = 0, None
 
     def _redial_for_send(self) -> socket.socket:
-        # As an nng PUSH without a pipe: the send waits (for its deadline) for a peer.
+        # As an nng socket without a pipe: the send waits for a peer, up to its deadline
+        # (without one, until the channel is closed).
+        timeout = self._send_timeout
         try:
-            return self.connect(attempts=1 + int((self._send_timeout or 0) / self.interval_s))
+            if timeout:
+                self.connect(deadline=time.monotonic() + timeout)
+            else:
+                self.connect(attempts=0)
         except ConnectionError as exc:
             raise ChannelTimeout(f"send on {self.url} timed out: {exc}") from None
+        assert self.sock is not None
+        return self.sock
 
     def recv_into(self, inbox: _Inbox) -> None:
         """Block (up to the receive deadline) for more bytes; ChannelClosedError at close."""
-        sock = self.sock
-        if sock is None:
-            raise ConnectionResetError("not connected")
+        self._enter()
         try:
-            data = sock.recv(_RECV_CHUNK)
-        except BlockingIOError:
-            raise ChannelTimeout(f"receive on {self.url} timed out") from None
-        except OSError:
-            if self.closed:
-                raise ChannelClosedError(f"{self.url} is closed") from None
-            raise
-        if not data:
-            if self.closed:
-                raise ChannelClosedError(f"{self.url} is closed")
-            raise ConnectionResetError(f"{self.url}: eKuiper closed the connection")
-        inbox.feed(data)
+            sock = self.sock
+            if sock is None:
+                raise ConnectionResetError("not connected")
+            try:
+                data = sock.recv(_RECV_CHUNK)
+            except BlockingIOError:
+                raise ChannelTimeout(f"receive on {self.url} timed out") from None
+            except OSError:
+                if self.closed:
+                    raise self._closed_error() from None
+                raise
+            if not data:
+                if self.closed:
+                    raise self._closed_error()
+                raise ConnectionResetError(f"{self.url}: eKuiper closed the connection")
+            inbox.feed(data)
+        finally:
+            self._leave()
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
+        """The owner gives up the current connection (to redial)."""
+        with self._lock:
+            self._close_socket()
+
+    # -- any thread -----------------------------------------------------------------------
+
+    def _close_socket(self) -> None:
+        # Called with the lock held.
         sock, self.sock = self.sock, None
         if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:
-        self.closed = True
-        self._closed_event.set()
-        self._drop()
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._closed_event.set()
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked send/recv
+                except OSError:
+                    pass
+            if not self._busy:
+                self._close_socket()
 
 
 class PushDialer:
@@ -328,11 +395,10 @@ class ReqDialer:
                 self._stream.recv_into(self._inbox)
             except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
                 _log.debug("%s: %s; redialling and sending the request again", self.url, exc)
-                self._stream._drop()
+                self._stream.drop()
                 self._inbox = _Inbox()
                 frames = self._inbox.frames
-                self._stream.connect()
-                self._stream.send_frame(self._pending)
+                self._stream.send_frame(self._pending)  # redials first
 
     def close(self) -> None:
         self._stream.close()
@@ -353,6 +419,8 @@ class PullListener:
         self.url = url
         self.closed = False
         self._listener = self._bind(path, url)
+        # Kept open until _release: a receiver may still poll it after close().
+        self._listener_fd = self._listener.fileno()
         self._inode = os.stat(path).st_ino
         self._wake_r, self._wake_w = os.pipe()
         self._conns: dict[int, tuple[socket.socket, _Inbox]] = {}
@@ -421,16 +489,18 @@ class PullListener:
             if data is not None:
                 self._take(fd, conn, inbox, data)
                 return
+        if self.closed:
+            raise ChannelClosedError(f"{self.url} is closed")
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
-        poller.register(self._listener.fileno(), select.POLLIN)
+        poller.register(self._listener_fd, select.POLLIN)
         for fd in conns:
             poller.register(fd, select.POLLIN)
         events = poller.poll()
         if self.closed:
             raise ChannelClosedError(f"{self.url} is closed")
         for fd, _ in events:
-            if fd == self._listener.fileno():
+            if fd == self._listener_fd:
                 self._accept()
             elif fd in conns:
                 conn, inbox = conns[fd]
@@ -487,7 +557,6 @@ class PullListener:
                     conn.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            self._listener.close()
             try:
                 if os.stat(self.path).st_ino == self._inode:
                     os.unlink(self.path)
@@ -498,6 +567,7 @@ class PullListener:
             self._release()
 
     def _release(self) -> None:
+        self._listener.close()
         for conn, _ in list(self._conns.values()):
             conn.close()
         self._conns.clear()
@@ -508,6 +578,7 @@ class PullListener:
 def _is_stale(path: str) -> bool:
     """A socket file whose listener is gone (nng replaces those too)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)  # a live listener with a full backlog must not hang us
     try:
         probe.connect(path)
     except ConnectionRefusedError:

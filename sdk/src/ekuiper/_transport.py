@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any, Protocol
 
@@ -89,8 +90,14 @@ def ipc_dir_from_env() -> str:
 
 
 def transport_from_env() -> Transport:
-    """The transport EKUIPER_TRANSPORT names: ``socket`` (default) or ``pynng``."""
+    """The transport EKUIPER_TRANSPORT names: ``socket`` (default) or ``pynng``.
+
+    On Windows, where nng's IPC is a named pipe rather than a Unix socket, the default
+    is ``pynng``.
+    """
     name = os.environ.get(TRANSPORT_ENV, "").strip().lower()
+    if not name and sys.platform == "win32":
+        name = "pynng"
     if name in ("", "socket"):
         return SocketTransport()
     if name == "pynng":
