@@ -142,7 +142,10 @@ def sdk_info(sdk: Sdk) -> dict[str, Any]:
     info: dict[str, Any] = {"label": sdk.label, "plugin": sdk.plugin,
                             "symbols": [sdk.source, sdk.idle_source, sdk.sink, sdk.function]}
     if sdk.python is not None:
-        info["python"] = str(sdk.python)
+        # Relative to the checkout: results name no machine's paths.
+        python = sdk.python.absolute()
+        info["python"] = (str(python.relative_to(REPO)) if python.is_relative_to(REPO)
+                          else python.name)
         info["pynng"] = pip_version(sdk.python, "pynng")
     return info
 
