@@ -70,6 +70,31 @@ def in_background(action: Callable[[], object]) -> threading.Thread:
     return thread
 
 
+def raising_in_background(action: Callable[[], object]
+                          ) -> tuple[threading.Thread, list[BaseException]]:
+    """Run ``action`` on a thread; the list receives what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:
+            raised.append(exc)
+
+    return in_background(run), raised
+
+
+def assert_close_ends(block: Callable[[], object], close: Callable[[], None],
+                      settle_s: float = 0.2) -> None:
+    """``block``, waiting on another thread, ends in ChannelClosedError once ``close`` runs."""
+    thread, raised = raising_in_background(block)
+    time.sleep(settle_s)
+    close()
+    thread.join(3)
+    assert not thread.is_alive()
+    assert isinstance(raised[0], ChannelClosedError)
+
+
 def accept_in_background(peer: RawPeer) -> threading.Thread:
     thread = threading.Thread(target=peer.accept, daemon=True)
     thread.start()
@@ -101,21 +126,7 @@ def test_pull_receives_nng_push_messages_in_order(path: str, nng_push: pynng.Pus
 def test_pull_close_wakes_blocked_recv(path: str) -> None:
     """close() from another thread makes a waiting recv raise ChannelClosedError."""
     pull = PullListener(path, url(path))
-    raised: list[BaseException] = []
-
-    def receive() -> None:
-        try:
-            pull.recv()
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=receive)
-    thread.start()
-    time.sleep(0.2)
-    pull.close()
-    thread.join(2)
-    assert not thread.is_alive()
-    assert isinstance(raised[0], ChannelClosedError)
+    assert_close_ends(pull.recv, pull.close)
 
 
 def test_pull_close_removes_socket_file(path: str) -> None:
@@ -182,21 +193,9 @@ def test_pull_closed_during_a_handshake_raises_closed(path: str,
     pull = PullListener(path, url(path))
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(path)  # never sends its SP header
-    raised: list[BaseException] = []
-
-    def receive() -> None:
-        try:
-            pull.recv()
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = in_background(receive)
-    time.sleep(0.2)  # recv is now waiting for the silent peer's header
-    pull.close()
-    thread.join(3)
+    # After 0.2 s recv is waiting for the silent peer's header.
+    assert_close_ends(pull.recv, pull.close)
     silent.close()
-    assert not thread.is_alive()
-    assert isinstance(raised[0], ChannelClosedError)
 
 
 def test_pull_refuses_a_peer_of_the_wrong_protocol(path: str, nng_push: pynng.Push0) -> None:
@@ -268,22 +267,11 @@ def test_push_close_wakes_blocked_send(path: str) -> None:
     accepting = accept_in_background(peer)
     push = PushDialer(path, url(path), 0)  # no deadline: waits until closed
     accepting.join()
-    raised: list[BaseException] = []
-
     def flood() -> None:
-        try:
-            while True:
-                push.send(b"z" * 65536)
-        except BaseException as exc:
-            raised.append(exc)
+        while True:
+            push.send(b"z" * 65536)
 
-    thread = threading.Thread(target=flood)
-    thread.start()
-    time.sleep(0.3)
-    push.close()
-    thread.join(2)
-    assert not thread.is_alive()
-    assert isinstance(raised[0], ChannelClosedError)
+    assert_close_ends(flood, push.close, settle_s=0.3)
     peer.close()
 
 
@@ -326,17 +314,12 @@ def test_push_without_deadline_waits_for_peer_until_closed(path: str) -> None:
     with pynng.Pull0() as pull:
         pull.listen(url(path))
         push = PushDialer(path, url(path), 0)
-    raised: list[BaseException] = []
-
     def send() -> None:
-        try:
-            for _ in range(10):
-                push.send(b"lost")
-        except BaseException as exc:
-            raised.append(exc)
+        for _ in range(10):
+            push.send(b"lost")
 
     started = time.process_time()
-    thread = in_background(send)
+    thread, raised = raising_in_background(send)
     time.sleep(0.5)
     assert thread.is_alive()
     push.close()
@@ -452,21 +435,7 @@ def test_req_close_wakes_blocked_recv(path: str) -> None:
         rep.listen(url(path))
         req = ReqDialer(path, url(path))
         req.send(b"handshake")
-        raised: list[BaseException] = []
-
-        def receive() -> None:
-            try:
-                req.recv()
-            except BaseException as exc:
-                raised.append(exc)
-
-        thread = threading.Thread(target=receive)
-        thread.start()
-        time.sleep(0.2)
-        req.close()
-        thread.join(2)
-        assert not thread.is_alive()
-        assert isinstance(raised[0], ChannelClosedError)
+        assert_close_ends(req.recv, req.close)
 
 
 def test_req_recv_before_send_is_an_error(path: str) -> None:
