@@ -36,7 +36,9 @@ from collections import deque
 
 from ekuiper.errors import ChannelClosedError, ProtocolError
 
-__all__ = ["PULL", "PUSH", "REP", "REQ", "PullListener", "PushDialer", "ReqDialer"]
+__all__ = [
+    "PULL", "PUSH", "REP", "REQ", "ChannelTimeout", "PullListener", "PushDialer", "ReqDialer",
+]
 
 REQ, REP, PUSH, PULL = 0x30, 0x31, 0x50, 0x51
 _PEER = {REQ: REP, PUSH: PULL, PULL: PUSH}

@@ -51,7 +51,7 @@ _log = logging.getLogger("ekuiper.transport")
 
 
 class Channel(Protocol):
-    """A connected nng socket, reduced to what the runtime needs."""
+    """One connected channel of eKuiper's protocol, reduced to what the runtime needs."""
 
     def send(self, data: bytes) -> None: ...
 
