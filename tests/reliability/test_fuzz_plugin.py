@@ -49,6 +49,14 @@ class FuzzRun:
     failure: Exception | None = None
     cases: int = 0
 
+    def run(self, *properties: Callable[[], None]) -> None:
+        """Run the hypothesis properties in order; keep the first failure for the tests."""
+        try:
+            for prop in properties:
+                prop()
+        except Exception as exc:
+            self.failure = exc
+
     def raise_failure(self) -> None:
         if self.failure is not None:
             print(f"--- plugin log (last 5000 chars) ---\n{self.host.log()[-5000:]}")
@@ -173,11 +181,7 @@ def control_fuzzed(plugin_host: Callable[[], UncappedHost]) -> FuzzRun:
         run.cases += 1
         check_control_reply(run.host, payload)
 
-    try:
-        small()
-        huge()
-    except Exception as exc:
-        run.failure = exc
+    run.run(small, huge)
     return run
 
 
@@ -269,11 +273,7 @@ def function_fuzzed(plugin_host: Callable[[], UncappedHost]) -> FuzzRun:
         run.cases += 1
         check_function_reply(host, fn, payload)
 
-    try:
-        small()
-        huge()
-    except Exception as exc:
-        run.failure = exc
+    run.run(small, huge)
     return run
 
 
