@@ -12,21 +12,20 @@ Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ekuiper import __version__
+from ekuiper._cli.install import install_archive, install_url
 from ekuiper._cli.package import package_plugin
-from ekuiper._cli.rest import RestError, Server
+from ekuiper._cli.rest import RestError, Server, segment
 from ekuiper._cli.scaffold import new_plugin
 from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
 from ekuiper.errors import PluginProcessError
@@ -157,16 +156,23 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_file(path: Path, host: str) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://{host}:{server.server_address[1]}/{path.name}"
+def _server(args: argparse.Namespace) -> Server:
+    return Server(args.server, timeout=args.timeout)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    server = Server(args.server)
+    if args.serve is not None:
+        raise CliError("--serve is gone: install now uploads the zip through eKuiper's REST "
+                       "API, which works with eKuiper as it ships; drop --serve")
+    server = _server(args)
     source = Path(args.plugin)
+    if urllib.parse.urlsplit(args.plugin).scheme in ("http", "https", "file"):
+        name = PurePosixPath(urllib.parse.urlsplit(args.plugin).path).stem
+        if not NAME_RE.match(name) or not args.plugin.endswith(".zip"):
+            raise CliError(f"a plugin URL must end in NAME.zip, NAME letters, digits and "
+                           f"underscores: {args.plugin}")
+        install_url(server, name, args.plugin, args.replace, args.shell_para or [], progress)
+        return _await_running(server, name, args.wait)
     with tempfile.TemporaryDirectory() as tmp:
         if source.is_dir():
             archive = _build_package(str(source), str(Path(tmp) / f"{source.resolve().name}.zip"),
@@ -174,29 +180,13 @@ def cmd_install(args: argparse.Namespace) -> int:
         elif source.suffix == ".zip" and source.is_file():
             archive = source.resolve()
         else:
-            raise CliError(f"{source} is neither a plugin folder nor a .zip file")
-        name = archive.stem
-        http_server = None
-        if args.serve:
-            http_server, url = _serve_file(archive, args.serve)
-        else:
-            url = archive.as_uri()
-        try:
-            existing = {p.get("name") for p in server.plugins()}
-            body = {"name": name, "file": url, "shellParas": args.shell_para or []}
-            if name in existing:
-                if not args.replace:
-                    raise CliError(f"{name!r} is already installed on {server.url}; add "
-                                   "--replace to update it in place")
-                progress(f"updating {name} on {server.url} from {url}")
-                server.checked("PUT", f"/plugins/portables/{name}", body)
-            else:
-                progress(f"installing {name} on {server.url} from {url}")
-                server.checked("POST", "/plugins/portables", body)
-        finally:
-            if http_server is not None:
-                http_server.shutdown()
-    return _await_running(server, name, args.wait)
+            raise CliError(f"{source} is neither a plugin folder, a .zip file nor a URL")
+        if not NAME_RE.match(archive.stem):
+            raise CliError(f"{archive.name}: eKuiper takes the plugin name from the zip's "
+                           "name, which must be letters, digits and underscores")
+        install_archive(server, archive.stem, archive, args.replace, args.shell_para or [],
+                        progress)
+    return _await_running(server, archive.stem, args.wait)
 
 
 def _await_running(server: Server, name: str, wait: float) -> int:
@@ -217,7 +207,7 @@ def _await_running(server: Server, name: str, wait: float) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    server = Server(args.server)
+    server = _server(args)
     info = {str(p.get("name")): p for p in server.plugins()}
     if args.name not in info:
         raise CliError(f"no plugin {args.name!r} on {server.url} (installed: "
@@ -237,14 +227,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    server = Server(args.server)
-    message = server.checked("DELETE", f"/plugins/portables/{args.name}")
+    server = _server(args)
+    message = server.checked("DELETE", f"/plugins/portables/{segment(args.name)}")
     print(message if isinstance(message, str) and message else f"{args.name}: removed")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    server = Server(args.server)
+    server = _server(args)
     plugins = server.plugins()
     if not plugins:
         print(f"no portable plugins on {server.url}")
@@ -272,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_server(p: argparse.ArgumentParser) -> None:
         p.add_argument("--server", default=server_default,
                        help=f"eKuiper REST URL (default: $EKUIPER_URL or {DEFAULT_SERVER})")
+        p.add_argument("--timeout", type=float, default=120.0,
+                       help="seconds to wait for each REST answer (default 120)")
 
     def with_python(p: argparse.ArgumentParser) -> None:
         p.add_argument("--python", help="Python to run the plugin with (default: this one)")
@@ -316,12 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_python(p)
     p.set_defaults(func=cmd_package)
 
-    p = sub.add_parser("install", help="install a plugin folder or zip on an eKuiper")
-    p.add_argument("plugin", help="plugin folder (packaged first) or <name>.zip")
+    p = sub.add_parser("install", help="install a plugin folder or zip on an eKuiper",
+                       description="Upload the plugin through eKuiper's REST API and install "
+                                   "it; works with eKuiper as it ships, local or remote.")
+    p.add_argument("plugin", help="plugin folder (packaged first), <name>.zip, or a URL "
+                                  "eKuiper downloads itself (http(s):// or file:// on the server)")
     p.add_argument("--replace", action="store_true", help="update it if already installed")
-    p.add_argument("--serve", metavar="HOST",
-                   help="serve the zip over HTTP on HOST (an address the server can reach, "
-                        "e.g. the Docker bridge) instead of a file:// URL")
+    p.add_argument("--serve", help=argparse.SUPPRESS)  # gone; says so when given
     p.add_argument("--shell-para", action="append", metavar="ARG",
                    help="argument for install.sh (repeatable)")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to run")
