@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,32 @@ def test_sigterm_closes_every_symbol_and_exits_0(testplug: ProtocolHost, out_dir
     assert testplug.process.wait(10) == 0
     closes = sorted((e["symbol"], e["rule"]) for e in events(out_dir, "close"))
     assert closes == [("counter", "a"), ("recorder", "b")]
+
+
+def test_sigterm_during_a_start_still_closes_the_symbol(testplug: ProtocolHost,
+                                                       out_dir: Path) -> None:
+    """SIGTERM while a sink's configure() runs: the start is refused, and the process
+    closes the sink that start made before exiting 0."""
+    assert testplug.process is not None
+    testplug.control.recv_timeout = 5000
+    replies: list[object] = []
+
+    def start() -> None:
+        try:
+            replies.append(testplug.start_sink("recorder", rule="late",
+                                               config={"configure_wait": 1})[0])
+        except Exception as exc:  # a lost reply fails the test below, not this thread
+            replies.append(exc)
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    wait_for(lambda: events(out_dir, "configure"), what="configure() to begin")
+    testplug.process.send_signal(signal.SIGTERM)
+    assert testplug.process.wait(10) == 0
+    starter.join(10)
+    assert [(e["symbol"], e["rule"]) for e in events(out_dir, "close")] == [("recorder", "late")]
+    assert replies == [b"cannot start sink 'recorder' (rule 'late', op 'op1', instance 0): "
+                       b"the plugin is shutting down"]
 
 
 def test_sigint_exits_0(testplug: ProtocolHost) -> None:

@@ -120,11 +120,13 @@ class Reporter(Source):
 
 class Recorder(Sink):
     """Records every message; conf: fail_on (raise when text contains it),
-    nack_on (ack_error when text contains it), manual_ack (ack itself)."""
+    nack_on (ack_error when text contains it), manual_ack (ack itself),
+    configure_wait (seconds configure() takes after recording it)."""
 
     def configure(self, conf: dict) -> None:
         self.conf = conf
         record("configure", symbol="recorder", conf=conf)
+        time.sleep(float(conf.get("configure_wait", 0)))
 
     def open(self, ctx: Context) -> None:
         record("open", symbol="recorder", rule=ctx.get_rule_id())

@@ -8,7 +8,7 @@ from typing import Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._protocol import Control
-from ekuiper._runtime.base import SymbolRuntime, describe_exception
+from ekuiper._runtime.base import CLOSE_TIMEOUT_S, SymbolRuntime, describe_exception
 from ekuiper._runtime.config import PluginConfig
 from ekuiper._runtime.function import FunctionRuntime
 from ekuiper._runtime.sink import SinkRuntime
@@ -19,6 +19,8 @@ from ekuiper.errors import ChannelClosedError, EkuiperError, SymbolError, Symbol
 __all__ = ["PluginRuntime"]
 
 _REQUIRED_METHOD = {"source": "open", "sink": "collect", "func": "exec"}
+# How long shutdown lets a start or stop command that is already running finish first.
+COMMAND_WAIT_S = CLOSE_TIMEOUT_S
 
 
 class PluginRuntime:
@@ -27,6 +29,11 @@ class PluginRuntime:
     Threads: ``serve`` runs the control loop (one command at a time, each answered before
     the next is read); ``shutdown`` may be called from any other thread and stops every
     symbol exactly once. ``handle`` is the loop's body, usable without sockets.
+
+    A start that overlaps shutdown never leaves a symbol running: shutdown first lets the
+    command in progress finish and answer (at most COMMAND_WAIT_S), and a start that finds
+    shutdown begun when it would register its symbol stops that symbol itself and is
+    refused.
     """
 
     def __init__(self, config: PluginConfig, transport: Transport,
@@ -37,7 +44,10 @@ class PluginRuntime:
         self.logger = logger or logging.getLogger(_logging.PLUGIN_LOGGER_NAME)
         self.symbols: dict[tuple[str, str, int, str], SymbolRuntime] = {}
         self.functions: dict[str, FunctionRuntime] = {}
+        # _lock guards the registries, _closing and _control; _busy is held for the whole
+        # of one command and its reply, so shutdown can wait for the one in progress.
         self._lock = threading.Lock()
+        self._busy = threading.RLock()
         self._closing = False
         self._control: Channel | None = None
 
@@ -60,7 +70,10 @@ class PluginRuntime:
             self.logger.info("plugin %r connected to eKuiper", self.config.name)
             while True:
                 raw = control.recv()
-                control.send(self.handle(raw))
+                # The reply goes out before shutdown closes the channel: a start refused
+                # because shutdown began still tells eKuiper why.
+                with self._busy:
+                    control.send(self.handle(raw))
         except ChannelClosedError:
             if not self._closing:
                 raise
@@ -73,10 +86,11 @@ class PluginRuntime:
             self.logger.error("bad control command: %s", exc)
             return _protocol.control_error_reply(str(exc))
         try:
-            if command.cmd == "start":
-                self._start(command.control)
-            else:
-                self._stop(command.control)
+            with self._busy:
+                if command.cmd == "start":
+                    self._start(command.control)
+                else:
+                    self._stop(command.control)
         except EkuiperError as exc:
             self.logger.error("%s", exc)
             return _protocol.control_error_reply(str(exc))
@@ -90,32 +104,37 @@ class PluginRuntime:
     # -- start/stop -------------------------------------------------------------------
 
     def _start(self, control: Control) -> None:
-        if self._closing:
-            raise SymbolError(f"cannot start {control.label}: the plugin is shutting down")
+        with self._lock:
+            closing = self._closing
+        if closing:
+            raise _shutting_down(control)
         if control.kind == "func":
-            self._start_function(control)
-            return
-        previous = self.symbols.get(control.key)
-        if previous is not None:
+            if control.symbol_name in self.functions:
+                self.logger.debug("%s already serving", control.label)
+                return
+        elif control.key in self.symbols:
             # eKuiper's view wins: it only restarts what it believes is not running.
             self.logger.warning("%s was still running; restarting it", control.label)
             self._stop(control)
         runtime = self._build(control)
         start_symbol(runtime)
-        with self._lock:
-            self.symbols[control.key] = runtime
+        self._register(runtime)
         self.logger.info("started %s", control.label)
 
-    def _start_function(self, control: Control) -> None:
-        if control.symbol_name in self.functions:
-            self.logger.debug("%s already serving", control.label)
-            return
-        runtime = self._build(control)
-        assert isinstance(runtime, FunctionRuntime)
-        start_symbol(runtime)
+    def _register(self, runtime: SymbolRuntime) -> None:
+        """Add a started runtime to the registry, unless shutdown has begun meanwhile."""
+        control = runtime.control
         with self._lock:
-            self.functions[control.symbol_name] = runtime
-        self.logger.info("started %s", control.label)
+            closing = self._closing
+            if not closing:
+                if isinstance(runtime, FunctionRuntime):
+                    self.functions[control.symbol_name] = runtime
+                else:
+                    self.symbols[control.key] = runtime
+        if closing:
+            # shutdown may already have taken the registry without this runtime in it.
+            runtime.stop()
+            raise _shutting_down(control)
 
     def _build(self, control: Control) -> SymbolRuntime:
         factory = self.config.get(control.kind, control.symbol_name)
@@ -171,17 +190,35 @@ class PluginRuntime:
     # -- shutdown ---------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop every symbol (each ``close`` once) and close the control channel."""
+        """Stop every symbol (each ``close`` once) and close the control channel.
+
+        Call it from any thread but the control loop's: it blocks while the command in
+        progress finishes and its reply is sent (at most COMMAND_WAIT_S together), then
+        while each symbol stops.
+        """
         with self._lock:
             self._closing = True
-            runtimes = [*self.symbols.values(), *self.functions.values()]
-            self.symbols.clear()
-            self.functions.clear()
-            control, self._control = self._control, None
-        for runtime in runtimes:
-            runtime.stop()
-        if control is not None:
-            control.close()
+        settled = self._busy.acquire(timeout=COMMAND_WAIT_S)
+        if not settled:
+            self.logger.error("a start or stop command was still running after %g s; "
+                              "shutting down without waiting for it", COMMAND_WAIT_S)
+        try:
+            with self._lock:
+                runtimes = [*self.symbols.values(), *self.functions.values()]
+                self.symbols.clear()
+                self.functions.clear()
+                control, self._control = self._control, None
+            for runtime in runtimes:
+                runtime.stop()
+            if control is not None:
+                control.close()
+        finally:
+            if settled:
+                self._busy.release()
+
+
+def _shutting_down(control: Control) -> SymbolError:
+    return SymbolError(f"cannot start {control.label}: the plugin is shutting down")
 
 
 def start_symbol(runtime: SymbolRuntime) -> None:
