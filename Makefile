@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-EKUIPER_VERSION ?= v2.4.0
+EKUIPER_VERSION ?= v2.4.2
 EKUIPER_V1_VERSION ?= v1.14.7
+# The e2e suite runs against these: `EKUIPER_VERSION=v2.4.0 make test-e2e`.
+export EKUIPER_VERSION EKUIPER_V1_VERSION
 # Lowest pynng the SDK supports; `make test` also runs the fast suites against it.
 PYNNG_MIN ?= 0.8.0
 
-# The slim-python image. Base images are pinned tags; where no registry is reachable,
-# export the local stand-ins `make local-bases` prints.
+# The slim-python image. Base images are pinned tags; where they cannot be pulled,
+# `make image` builds local stand-ins (scripts/base-images.sh) and uses them.
 EKUIPER_IMAGE ?= lfedge/ekuiper:$(EKUIPER_VERSION:v%=%)-slim
 PYTHON_IMAGE ?= python:3.11-slim-bookworm
 PYTHON_VERSION ?= 3.11
@@ -78,12 +80,10 @@ wheelhouse: ## Fill build/wheelhouse: the SDK wheel and the hash-locked dependen
 	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION)
 
 .PHONY: image
-image: wheelhouse ## Build the slim-python image IMAGE (EKUIPER_IMAGE, PYTHON_IMAGE overridable)
-	DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) docker build -f images/Dockerfile.slim-python \
-	  --build-arg EKUIPER_IMAGE=$(EKUIPER_IMAGE) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
-	  --build-arg EKUIPER_VERSION=$(EKUIPER_VERSION:v%=%) --build-arg SDK_VERSION=$(SDK_VERSION) \
-	  --build-arg PYTHON_VERSION=$(PYTHON_VERSION) --build-arg PYNNG_VERSION=$(PYNNG_VERSION) \
-	  -t $(IMAGE) .
+image: wheelhouse ## Build the slim-python image IMAGE; builds local base images where none can be pulled
+	IMAGE=$(IMAGE) EKUIPER_IMAGE=$(EKUIPER_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
+	  EKUIPER_VERSION=$(EKUIPER_VERSION) SDK_VERSION=$(SDK_VERSION) PYTHON_VERSION=$(PYTHON_VERSION) \
+	  PYNNG_VERSION=$(PYNNG_VERSION) DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) scripts/image.sh
 
 .PHONY: local-bases
 local-bases: ## Build local stand-ins for the base images (no registry); prints what to export
@@ -91,6 +91,7 @@ local-bases: ## Build local stand-ins for the base images (no registry); prints 
 
 .PHONY: up
 up: ## docker compose up -d (builds the image first if missing)
+	@docker compose version >/dev/null 2>&1 || { echo "make up: Compose v2 ('docker compose') is missing: install Docker's compose plugin (docker-compose-plugin), or run scripts/compose.sh, which builds it with Go" >&2; exit 1; }
 	@docker image inspect $(IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory image
 	SLIM_PYTHON_IMAGE=$(IMAGE) docker compose up -d
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.env import Sdk, log
 from bench.report import SINK_CASES
-from tests.e2e.kuiper import Kuiperd
+from tests.e2e.kuiper import DEFAULT_VERSION, Kuiperd
 
 SIM_CONF_KEY = "bench"
 SIM_STREAM = "bsim"
@@ -128,7 +128,8 @@ class BenchKuiperd:
         home.mkdir(parents=True)
         # One pythonBin per kuiperd: each SDK gets its own kuiperd (Go ignores it).
         python = sdk.python or Path(sys.executable)
-        self.k = Kuiperd("v2.4.0", home, dist, env={"KUIPER__PORTABLE__PYTHONBIN": str(python)})
+        self.k = Kuiperd(DEFAULT_VERSION, home, dist,
+                         env={"KUIPER__PORTABLE__PYTHONBIN": str(python)})
         self.k.lay_out()
         self.k.drop_in(plugin_dir)
         self.source_stream = f"bsrc_{sdk.tag}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from typing import Any
 
@@ -32,6 +33,21 @@ SINK_VS_OFFICIAL = 2.0
 COLD_START_MS = 150.0
 IDLE_RSS_MB = 25.0
 IDLE_CPU_PERCENT = 0.5  # "~0": at most 0.15 s of CPU in 30 s
+
+
+# Recorded results name no host: an error text that quotes a URL keeps only "<url>".
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def without_urls(value: Any) -> Any:
+    """``value`` (nested dicts, lists, strings) with every URL in a string cut to <url>."""
+    if isinstance(value, str):
+        return _URL.sub("<url>", value)
+    if isinstance(value, dict):
+        return {key: without_urls(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_urls(item) for item in value]
+    return value
 
 
 def series(samples: list[float]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Benchmarks of this SDK against the official ``ekuiper==2.4.2`` and eKuiper's Go SDK.
 
 ``make bench`` (= ``.venv/bin/python -m bench.run``) measures, in one run and on the
-same kuiperd v2.4.0, each figure for all three SDKs and reports it as a ratio to the
-baselines measured in the same run:
+same kuiperd (v2.4.2; EKUIPER_VERSION picks another), each figure for all three SDKs and
+reports it as a ratio to the baselines measured in the same run:
 
 1. source rate: a source emitting one small row as fast as it can, rule
    ``SELECT * FROM s`` -> ``nop``; rows/s of ``source_<stream>_0_records_in_total``;
@@ -67,6 +67,7 @@ from bench.env import (
     pip_version,
 )
 from bench.kuiperbench import BenchKuiperd, QuietGate, RateSample, measure_idle
+from tests.e2e.kuiper import DEFAULT_VERSION as KUIPERD_VERSION
 from tests.e2e.kuiper import kuiperd_dist
 
 RESULTS = BENCH / "results"
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     # -- what runs ------------------------------------------------------------------------
-    dist = kuiperd_dist("v2.4.0")
+    dist = kuiperd_dist(KUIPERD_VERSION)
+    results["kuiperd"] = KUIPERD_VERSION
     official_python = ensure_venv(WORK / "official", (OFFICIAL_PACKAGE,))
     tools_python = ensure_venv(WORK / "tools", TOOLS_PACKAGES)
     ours = Sdk("py", "this SDK", "benchpy", Path(sys.executable))
@@ -418,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     results["errors"] = run.errors
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{stem}.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.write_text(json.dumps(report.without_urls(results), indent=1) + "\n")
     log(f"wrote {out.relative_to(REPO)}")
     publish(out, tools_python, run, readme=not args.no_readme)
     log(f"done in {results['duration_s'] / 60:.1f} min; {len(run.errors)} error(s)")

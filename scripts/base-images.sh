@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version="${1:-${EKUIPER_VERSION:-v2.4.0}}"
+version="${1:-${EKUIPER_VERSION:-v2.4.2}}"
 case "$version" in v*) ;; *) version="v$version" ;; esac
 cache="${EKUIPER_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ekuiper-sdk}/images"
 python_image="ekuiper-sdk-local/python:3.11-bookworm"
@@ -26,6 +26,7 @@ if ! docker image inspect "$python_image" >/dev/null 2>&1; then
   rootfs="$cache/bookworm-python-rootfs.tar"
   if [ ! -s "$rootfs" ]; then
     command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install debootstrap"; exit 1; }
+    [ "$(id -u)" = 0 ] || { log "debootstrap needs root: run 'sudo make local-bases' once (the result is cached), then make image again"; exit 1; }
     work="$(mktemp -d)"
     log "debootstrap bookworm (minbase + python3) into $work"
     debootstrap --variant=minbase --include=python3,python3-venv bookworm "$work/root" >&2

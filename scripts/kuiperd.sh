@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Produce a kuiperd binary and its etc/ for a pinned eKuiper version, cached by version.
 #
-#   scripts/kuiperd.sh [VERSION]     (default: $EKUIPER_VERSION or v2.4.0)
+#   scripts/kuiperd.sh [VERSION]     (default: $EKUIPER_VERSION or v2.4.2)
 #
 # Prints the cache directory holding bin/kuiperd and etc/ on its last line.
 # Source: the official lfedge/ekuiper:<tag>-slim image when a Docker engine can pull it
@@ -9,7 +9,7 @@
 # in a writable copy (`go install` refuses because eKuiper's go.mod has `replace`).
 set -euo pipefail
 
-version="${1:-${EKUIPER_VERSION:-v2.4.0}}"
+version="${1:-${EKUIPER_VERSION:-v2.4.2}}"
 case "$version" in v*) ;; *) version="v$version" ;; esac
 cache_root="${EKUIPER_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ekuiper-sdk}"
 dest="$cache_root/kuiperd/$version"

@@ -108,7 +108,7 @@ def boot_kuiperd(request: pytest.FixtureRequest) -> Iterator[BootKuiperd]:
 
 PYSAM = PLUGINS / "pysam"
 TESTPLUG = TEST_PLUGINS / "testplug"
-V1_VERSION = "v1.14.7"
+V1_VERSION = "v" + os.environ.get("EKUIPER_V1_VERSION", "v1.14.7").lstrip("v")
 NATIVE = ("native", DEFAULT_VERSION)
 NATIVE_V1 = ("native", V1_VERSION)
 DOCKER = ("docker", DEFAULT_VERSION)

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.kuiper import KuiperREST
-
-IMAGE_VERSION = "v2.4.0"
+from tests.e2e.kuiper import DEFAULT_VERSION, KuiperREST
 
 
 @dataclass
@@ -19,7 +17,7 @@ class DockerKuiperd(KuiperREST):
     container: Any  # docker.models.containers.Container
     rest_port: int
     plugins_dir: Path
-    version: str = IMAGE_VERSION
+    version: str = DEFAULT_VERSION
     sink_sockets: list[Path] = field(default_factory=list)
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.e2e.docker_target import DockerKuiperd
+from tests.e2e.kuiper import DEFAULT_VERSION
 from tests.protocol.events import wait_for
 
 HELLO_PY = '''
@@ -30,7 +31,7 @@ def test_image_runs_as_non_root(docker_stack: DockerKuiperd) -> None:
 def test_image_labels_name_versions(docker_stack: DockerKuiperd) -> None:
     """OCI labels carry the eKuiper, SDK, Python and pynng versions."""
     labels = docker_stack.container.image.labels
-    assert labels["io.ekuiper.version"] == "2.4.0"
+    assert labels["io.ekuiper.version"] == DEFAULT_VERSION.lstrip("v")
     assert labels["io.ekuiper.python.version"] == "3.11"
     assert labels["io.ekuiper.pynng.version"] == "0.9.0"
     assert labels["io.ekuiper.sdk.version"] == "0.1.0"
