@@ -1,15 +1,26 @@
-"""ekuiper-plugin package: layout, modes, exclusions, generated install.sh."""
+"""ekuiper-plugin package: layout, modes, exclusions, symlinks, atomic writes, install.sh."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import stat
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ekuiper._cli.package import LAUNCHER, package_plugin
+from ekuiper._cli.package import (
+    CONDA_ENV_RE,
+    LAUNCHER,
+    PackageError,
+    conda_install_script,
+    package_plugin,
+)
 from ekuiper._cli.scaffold import new_plugin
 
 
@@ -79,3 +90,147 @@ def test_own_install_script_is_kept(plugin: Path, tmp_path: Path) -> None:
     zf = _zip(plugin, tmp_path)
     assert zf.read("install.sh") == b"echo mine\n"
     assert json.loads(zf.read("zp.json"))["executable"] == "zp.py"
+
+
+# -- symlinks and hidden files -------------------------------------------------------------
+
+def test_symlink_leaving_folder_is_refused(plugin: Path, tmp_path: Path) -> None:
+    """A symlink to a file outside makes package fail naming link and target; no zip."""
+    (tmp_path / "secret").write_text("key")
+    (plugin / "leak.txt").symlink_to(tmp_path / "secret")
+    out = tmp_path / "zp.zip"
+    with pytest.raises(PackageError, match=f"zp/leak.txt -> {tmp_path / 'secret'}"):
+        package_plugin(plugin, _descriptor(plugin), out)
+    assert not out.exists()
+
+
+def test_symlinked_folder_leaving_is_refused(plugin: Path, tmp_path: Path) -> None:
+    """A symlink to a folder outside is refused too, named with its target."""
+    (tmp_path / "elsewhere").mkdir()
+    (plugin / "lib").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(PackageError, match=f"zp/lib -> {tmp_path / 'elsewhere'}"):
+        package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip")
+
+
+def test_symlink_inside_folder_is_packed_as_its_file(plugin: Path, tmp_path: Path) -> None:
+    """A symlink to a file of the plugin is packed with that file's content."""
+    (plugin / "alias.py").symlink_to(plugin / "symbols.py")
+    zf = _zip(plugin, tmp_path)
+    assert zf.read("alias.py") == (plugin / "symbols.py").read_bytes()
+
+
+def test_hidden_files_are_left_out(plugin: Path, tmp_path: Path) -> None:
+    """.env, hidden folders, .git and .venv do not go into the zip."""
+    (plugin / ".env").write_text("TOKEN=x\n")
+    for sub in (".secrets", ".git", ".venv"):
+        (plugin / sub).mkdir()
+        (plugin / sub / "f").write_text("x")
+    names = _zip(plugin, tmp_path).namelist()
+    assert not [n for n in names if n.startswith(".")]
+
+
+def test_hidden_files_can_be_included(plugin: Path, tmp_path: Path) -> None:
+    """include_hidden packs hidden files, but still not .git or .venv."""
+    (plugin / ".env").write_text("TOKEN=x\n")
+    (plugin / ".venv").mkdir()
+    (plugin / ".venv" / "f").write_text("x")
+    out = tmp_path / "zp.zip"
+    names = package_plugin(plugin, _descriptor(plugin), out, include_hidden=True)
+    assert ".env" in names and not [n for n in names if n.startswith(".venv")]
+
+
+# -- the zip is written whole or not at all ------------------------------------------------
+
+def _interrupt_third_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the third member of any zip is being written."""
+    real_open = zipfile.ZipFile.open
+    calls = {"w": 0}
+
+    def open_(self: zipfile.ZipFile, name: object, mode: str = "r", **kw: object) -> object:
+        if mode == "w":
+            calls["w"] += 1
+            if calls["w"] == 3:
+                raise KeyboardInterrupt
+        return real_open(self, name, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", open_)
+
+
+def test_interrupted_package_leaves_nothing(plugin: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C half way leaves no zip and no temporary file behind."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    _interrupt_third_member(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        package_plugin(plugin, _descriptor(plugin), out_dir / "zp.zip")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_interrupted_package_keeps_the_old_zip(plugin: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while replacing a zip leaves the previous zip as it was."""
+    out = tmp_path / "zp.zip"
+    package_plugin(plugin, _descriptor(plugin), out)
+    before = out.read_bytes()
+    (plugin / "more.py").write_text("x = 1\n")
+    _interrupt_third_member(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        package_plugin(plugin, _descriptor(plugin), out)
+    assert out.read_bytes() == before
+
+
+def test_unwritable_target_is_a_package_error(plugin: Path, tmp_path: Path) -> None:
+    """A target in a missing folder is a PackageError naming it."""
+    out = tmp_path / "missing" / "zp.zip"
+    with pytest.raises(PackageError, match=f"cannot write {out}"):
+        package_plugin(plugin, _descriptor(plugin), out)
+
+
+def test_zip_mode_follows_umask(plugin: Path, tmp_path: Path) -> None:
+    """The zip is as readable as any new file (eKuiper may read it as another user)."""
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "zp.zip"
+        package_plugin(plugin, _descriptor(plugin), out)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_large_file_is_streamed(plugin: Path, tmp_path: Path) -> None:
+    """A 48 MiB file is packed without being read into memory whole."""
+    big = plugin / "model.bin"
+    with big.open("wb") as f:
+        f.truncate(48 << 20)
+    tracemalloc.start()
+    try:
+        package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    assert zipfile.ZipFile(tmp_path / "zp.zip").getinfo("model.bin").file_size == 48 << 20
+
+
+# -- the conda environment name ------------------------------------------------------------
+
+def test_conda_env_that_is_shell_code_is_refused(plugin: Path, tmp_path: Path) -> None:
+    """A conda env like base$(touch x) is a PackageError, and no install.sh is written."""
+    (plugin / "requirements.txt").write_text("six\n")
+    descriptor = {**_descriptor(plugin), "virtualEnvType": "conda", "env": "base$(touch x)"}
+    with pytest.raises(PackageError, match=r"'base\$\(touch x\)' is not a conda environment"):
+        package_plugin(plugin, descriptor, tmp_path / "zp.zip")
+    assert not (tmp_path / "zp.zip").exists()
+
+
+@given(env=st.text() | st.from_regex(CONDA_ENV_RE, fullmatch=True))
+def test_conda_env_is_one_shell_word(env: str) -> None:
+    """Any env name conda_install_script accepts reaches conda as exactly one word."""
+    try:
+        script = conda_install_script(env)
+    except ValueError:
+        return
+    [command] = [line for line in script.splitlines() if line.startswith("conda ")]
+    assert shlex.split(command)[:4] == ["conda", "run", "-n", env]
+    assert "\n" not in env and not env.startswith("-")

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-__all__ = ["new_plugin"]
+from ekuiper._cli.validate import NAME_RE
+
+__all__ = ["check_names", "new_plugin"]
+
+# The main program is <name>.py and Python puts its folder first on sys.path, so a plugin
+# named after a module it imports (directly or through the SDK) would import itself.
+_SHADOWED = {m.lower() for m in (*getattr(sys, "stdlib_module_names", ()),
+                                 *sys.builtin_module_names, "ekuiper", "pynng", "symbols")}
 
 
 def _camel(name: str) -> str:
@@ -120,9 +128,36 @@ def test_{symbol}_upper_cases() -> None:
 '''
 
 
+def check_names(name: str, sources: list[str], sinks: list[str], functions: list[str]) -> None:
+    """Raise ValueError, saying what to change, unless the names make a working plugin."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"plugin name {name!r} must be letters, digits and underscores")
+    if name.lower() in _SHADOWED:
+        raise ValueError(f"plugin name {name!r} is the name of a Python module, which the "
+                         f"main program {name}.py would hide from the plugin and the SDK; "
+                         f"pick another, e.g. {name}_plugin")
+    for kind, symbols in (("source", sources), ("sink", sinks), ("function", functions)):
+        classes: dict[str, str] = {}
+        for symbol in symbols:
+            if not NAME_RE.match(symbol):
+                raise ValueError(f"symbol name {symbol!r} must be letters, digits and "
+                                 "underscores")
+            if symbol in classes.values():
+                raise ValueError(f"{kind} {symbol!r} is given twice; give it once")
+            other = classes.setdefault(_camel(symbol), symbol)
+            if other != symbol:
+                raise ValueError(f"{kind}s {other!r} and {symbol!r} would get the same class "
+                                 "name; rename one")
+
+
 def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
                functions: list[str]) -> Path:
-    """Create ``parent/name`` with descriptor, main program, symbols, metadata and a test."""
+    """Create ``parent/name`` with descriptor, main program, symbols, metadata and a test.
+
+    Raises ValueError for names that would not make a working plugin (see check_names),
+    FileExistsError if the folder exists.
+    """
+    check_names(name, sources, sinks, functions)
     folder = parent / name
     if folder.exists():
         raise FileExistsError(f"{folder} already exists; pick another name or remove it")

@@ -8,16 +8,18 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ekuiper._cli.package import CONDA_ENV_RE, FileSelection, select_files
 from ekuiper._runtime.lifecycle import DESCRIBE_ENV, DESCRIBE_MARK
 
 __all__ = ["KINDS", "NAME_RE", "Problem", "Report", "validate_plugin"]
 
 KINDS = ("sources", "sinks", "functions")
 # Plugin and symbol names end up in SQL and in IPC socket file names.
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Whole-string: with "$", a trailing newline would pass (and break the generated code).
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 _SINGULAR = {"sources": "source", "sinks": "sink", "functions": "function"}
 
 
@@ -50,7 +52,19 @@ class Report:
         return self.folder.name
 
 
-def _read_descriptor(folder: Path, out: list[Problem]) -> dict[str, Any]:
+def _read_json(path: Path) -> tuple[Any, str]:
+    """(the parsed value, "") or (None, why it cannot be read); never raises."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), ""
+    except RecursionError:
+        return None, "nested too deeply to read"
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        return None, f"not valid JSON: {exc}"
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+
+
+def _read_descriptor(folder: Path, out: list[Problem]) -> dict[str, Any] | None:
     name = folder.name
     path = folder / f"{name}.json"
     rel = f"{name}/{name}.json"
@@ -60,17 +74,24 @@ def _read_descriptor(folder: Path, out: list[Problem]) -> dict[str, Any]:
             if others else ""
         out.append(Problem("error", rel, f"the plugin descriptor is missing{hint}",
                            f"create {rel} with language, executable and the symbol lists"))
-        return {}
-    try:
-        descriptor = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        out.append(Problem("error", rel, f"not valid JSON: {exc}", "fix the JSON syntax"))
-        return {}
+        return None
+    descriptor, why = _read_json(path)
+    if why:
+        out.append(Problem("error", rel, why, "fix the JSON syntax"))
+        return None
     if not isinstance(descriptor, dict):
         out.append(Problem("error", rel, "must be a JSON object", 'e.g. {"version": "v1.0.0", '
                            '"language": "python", "executable": "main.py", "sources": []}'))
-        return {}
+        return None
     return descriptor
+
+
+def _symbols(d: dict[str, Any], kind: str) -> list[str] | None:
+    """The names the descriptor lists for ``kind``, or None if that is not a list of names."""
+    symbols = d.get(kind, [])
+    if isinstance(symbols, list) and all(isinstance(s, str) for s in symbols):
+        return symbols
+    return None
 
 
 def _check_descriptor(folder: Path, d: dict[str, Any], out: list[Problem]) -> None:
@@ -84,19 +105,9 @@ def _check_descriptor(folder: Path, d: dict[str, Any], out: list[Problem]) -> No
     if d.get("language") != "python":
         out.append(Problem("error", rel, f'"language" is {d.get("language")!r}',
                            'set "language": "python"'))
-    executable = d.get("executable")
-    if not isinstance(executable, str) or not executable:
-        out.append(Problem("error", rel, '"executable" is missing',
-                           f'name the main program, e.g. "executable": "{name}.py"'))
-    elif not (folder / executable).is_file():
-        out.append(Problem("error", rel, f'"executable" {executable!r} is not in the folder',
-                           f"create {name}/{executable} or fix the name"))
-    elif not executable.endswith(".py"):
-        out.append(Problem("warning", rel, f'"executable" {executable!r} is not a .py file',
-                           "eKuiper runs it with Python; make sure that is intended"))
     for kind in KINDS:
-        symbols = d.get(kind, [])
-        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        symbols = _symbols(d, kind)
+        if symbols is None:
             out.append(Problem("error", rel, f'"{kind}" must be a list of names',
                                f'e.g. "{kind}": ["my{_SINGULAR[kind]}"]'))
             continue
@@ -106,33 +117,112 @@ def _check_descriptor(folder: Path, d: dict[str, Any], out: list[Problem]) -> No
                                    "identifier", "use letters, digits and underscores"))
         if len(set(symbols)) != len(symbols):
             out.append(Problem("error", rel, f'"{kind}" lists a name twice', "remove the copy"))
-    if d.get("virtualEnvType") not in (None, "conda"):
-        out.append(Problem("error", rel, f'"virtualEnvType" {d["virtualEnvType"]!r} is not '
+    env_type = d.get("virtualEnvType")
+    if env_type is not None and env_type != "conda":
+        out.append(Problem("error", rel, f'"virtualEnvType" {env_type!r} is not '
                            'supported', 'use "conda" (with "env") or leave it out'))
-    if d.get("virtualEnvType") == "conda" and not isinstance(d.get("env"), str):
-        out.append(Problem("error", rel, '"virtualEnvType": "conda" needs "env"',
-                           'add "env": "<conda environment name>"'))
+    if env_type == "conda":
+        env = d.get("env")
+        if not isinstance(env, str):
+            out.append(Problem("error", rel, '"virtualEnvType": "conda" needs "env"',
+                               'add "env": "<conda environment name>"'))
+        elif not CONDA_ENV_RE.match(env):
+            out.append(Problem("error", rel, f'"env" {env!r} is not a conda environment name',
+                               "use letters, digits, '_', '.' and '-', not starting with '.' "
+                               "or '-'"))
+
+
+def _check_executable(folder: Path, d: dict[str, Any], packed: set[Path] | None,
+                      out: list[Problem]) -> str | None:
+    """The executable if it is safe to run: a file inside the folder that is packaged.
+
+    ``packed`` is what `package` would ship (None if the folder could not be listed).
+    """
+    name = folder.name
+    rel = f"{name}/{name}.json"
+    executable = d.get("executable")
+    if not isinstance(executable, str) or not executable:
+        out.append(Problem("error", rel, '"executable" is missing',
+                           f'name the main program, e.g. "executable": "{name}.py"'))
+        return None
+    relative_fix = f'name it relative to the plugin folder, e.g. "executable": "{name}.py"'
+    if "\0" in executable:
+        out.append(Problem("error", rel, f'"executable" {executable!r} contains a NUL '
+                           "character", relative_fix))
+        return None
+    if PurePosixPath(executable).is_absolute() or PureWindowsPath(executable).anchor:
+        out.append(Problem("error", rel, f'"executable" {executable!r} is an absolute path; '
+                           "eKuiper runs it from the installed plugin folder", relative_fix))
+        return None
+    path = folder / executable
+    target = Path(os.path.realpath(path))
+    if not _inside(target, folder):
+        out.append(Problem("error", rel, f'"executable" {executable!r} leads outside the '
+                           f"plugin folder (to {target})",
+                           f"move the program into {name}/ and " + relative_fix))
+        return None
+    if not target.is_file():
+        out.append(Problem("error", rel, f'"executable" {executable!r} is not in the folder',
+                           f"create {name}/{executable} or fix the name"))
+        return None
+    if packed is not None and Path(os.path.normpath(path)) not in packed:
+        out.append(Problem("error", rel, f'"executable" {executable!r} would not be packaged '
+                           "(hidden files, tests/, caches and .pyc/.zip files are left out)",
+                           f"move it to the top of {name}/"))
+        return None
+    if not executable.endswith(".py"):
+        out.append(Problem("warning", rel, f'"executable" {executable!r} is not a .py file',
+                           "eKuiper runs it with Python; make sure that is intended"))
+    return executable
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _described(text: str) -> dict[str, Any] | None:
+    """The description the runtime prints in describe mode, if it has the expected shape."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return None
+    for kind in KINDS:
+        names = value.get(kind)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+    return value
 
 
 def describe_main(folder: Path, executable: str, python: str,
                   timeout: float = 60.0) -> tuple[dict[str, Any] | None, str]:
-    """Run the main program in describe mode; (its PluginConfig, or None, and output)."""
+    """Run the main program in describe mode; (its PluginConfig, or None, and output).
+
+    Blocks until the program exits or ``timeout`` passes (then it is killed).
+    """
     env = {**os.environ, DESCRIBE_ENV: "1"}
+    # A name starting with "-" would be read as an option of Python.
+    program = os.path.join(".", executable) if executable.startswith("-") else executable
     try:
-        done = subprocess.run([python, executable, "{}"], cwd=folder, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([python, program, "{}"], cwd=folder, env=env,
+                              capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"did not finish within {timeout:.0f} s"
+    except OSError as exc:
+        return None, f"cannot start {python}: {exc.strerror or exc}"
     for line in done.stdout.splitlines():
         if line.startswith(DESCRIBE_MARK):
-            return json.loads(line[len(DESCRIBE_MARK):]), ""
+            described = _described(line[len(DESCRIBE_MARK):])
+            if described is None:
+                return None, f"printed an unreadable description: {line[:200]!r}"
+            return described, ""
     return None, (done.stderr or done.stdout).strip()[-2000:] or f"exit code {done.returncode}"
 
 
-def _check_main(folder: Path, d: dict[str, Any], python: str, out: list[Problem]) -> None:
-    executable = d.get("executable")
-    if not isinstance(executable, str) or not (folder / executable).is_file():
-        return
+def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
+                out: list[Problem]) -> None:
     rel = f"{folder.name}/{executable}"
     described, output = describe_main(folder, executable, python)
     if described is None:
@@ -146,8 +236,10 @@ def _check_main(folder: Path, d: dict[str, Any], python: str, out: list[Problem]
                            f"plugin is {folder.name!r}",
                            f'use PluginConfig("{folder.name}", ...)'))
     for kind in KINDS:
-        listed = set(d.get(kind) or []) if isinstance(d.get(kind), list) else set()
-        registered = set(described[kind])
+        symbols = _symbols(d, kind)
+        if symbols is None:  # already reported; comparing would only add noise
+            continue
+        listed, registered = set(symbols), set(described[kind])
         for missing in sorted(listed - registered):
             out.append(Problem("error", rel, f"{_SINGULAR[kind]} {missing!r} is in the "
                                "descriptor but not in PluginConfig",
@@ -162,35 +254,64 @@ def _check_main(folder: Path, d: dict[str, Any], python: str, out: list[Problem]
 def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem]) -> None:
     name = folder.name
     for kind in KINDS:
-        listed = d.get(kind)
-        for symbol in listed if isinstance(listed, list) else []:
+        # Names that are not identifiers are reported already, and must not become paths.
+        for symbol in [s for s in _symbols(d, kind) or [] if NAME_RE.match(s)]:
             if kind == "sources":
                 yaml = folder / "sources" / f"{symbol}.yaml"
                 rel = f"{name}/sources/{symbol}.yaml"
                 if not yaml.is_file():
                     out.append(Problem("error", rel, "missing; eKuiper's install requires "
                                        "one per source", "create it with a `default:` section"))
-                elif not re.search(r"^default\s*:", yaml.read_text(errors="replace"), re.M):
-                    out.append(Problem("warning", rel, "has no top-level `default:` section",
-                                       "put the default configuration under `default:`"))
+                else:
+                    try:
+                        text = yaml.read_text(errors="replace")
+                    except OSError as exc:
+                        out.append(Problem("error", rel, f"cannot be read: {exc.strerror}",
+                                           "make it readable"))
+                    else:
+                        if not re.search(r"^default\s*:", text, re.M):
+                            out.append(Problem("warning", rel, "has no top-level `default:` "
+                                               "section", "put the default configuration "
+                                               "under `default:`"))
             meta = folder / kind / f"{symbol}.json"
             rel = f"{name}/{kind}/{symbol}.json"
             if not meta.is_file():
                 out.append(Problem("warning", rel, "missing; eKuiper's UI uses it to describe "
                                    f"the {_SINGULAR[kind]}", "add the metadata file"))
                 continue
-            try:
-                json.loads(meta.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                out.append(Problem("error", rel, f"not valid JSON: {exc}", "fix the JSON syntax"))
+            _, why = _read_json(meta)
+            if why:
+                out.append(Problem("error", rel, why, "fix the JSON syntax"))
+
+
+def _check_files(folder: Path, selection: FileSelection, out: list[Problem]) -> None:
+    """What `package` would refuse or leave out, named before it gets that far."""
+    name = folder.name
+    for link, target in selection.escaping:
+        out.append(Problem("error", f"{name}/{link}", f"symlink to {target}, outside the "
+                           "plugin folder; `package` refuses it",
+                           "copy the file into the folder, or remove the link"))
+    for hidden in selection.hidden:
+        out.append(Problem("warning", f"{name}/{hidden}", "hidden, so `package` leaves it out "
+                           "(hidden files often hold secrets, such as .env)",
+                           "if the plugin needs it, rename it without the leading dot"))
+    for linked in selection.linked_dirs:
+        out.append(Problem("warning", f"{name}/{linked}", "a symlinked folder; `package` does "
+                           "not follow it, so its files are left out",
+                           "if the plugin needs them, replace the link with a real folder"))
 
 
 def _indent(text: str) -> str:
     return "\n".join("      " + line for line in text.splitlines())
 
 
-def validate_plugin(folder: Path, python: str | None = None) -> Report:
-    """Check a plugin folder; problems are ordered as found."""
+def validate_plugin(folder: Path, python: str | None = None,
+                    include_hidden: bool = False) -> Report:
+    """Check a plugin folder; problems are ordered as found. Never raises for bad input.
+
+    Runs the main program once (in describe mode, with ``python``) if the descriptor names
+    one that is safe to run; blocks until it exits.
+    """
     folder = folder.resolve()
     out: list[Problem] = []
     if not folder.is_dir():
@@ -198,8 +319,20 @@ def validate_plugin(folder: Path, python: str | None = None) -> Report:
                            "give the plugin folder (the one holding <name>.json)"))
         return Report(folder, out, {})
     descriptor = _read_descriptor(folder, out)
-    if descriptor:
-        _check_descriptor(folder, descriptor, out)
-        _check_main(folder, descriptor, python or sys.executable, out)
-        _check_metadata(folder, descriptor, out)
+    if descriptor is None:
+        return Report(folder, out, {})
+    try:
+        selection: FileSelection | None = select_files(folder, include_hidden)
+    except OSError as exc:
+        selection = None
+        out.append(Problem("error", f"{folder.name}/", f"cannot list the folder: {exc}",
+                           "make every folder in it readable"))
+    _check_descriptor(folder, descriptor, out)
+    packed = set(selection.files) if selection is not None else None
+    executable = _check_executable(folder, descriptor, packed, out)
+    if executable is not None:
+        _check_main(folder, executable, descriptor, python or sys.executable, out)
+    _check_metadata(folder, descriptor, out)
+    if selection is not None:
+        _check_files(folder, selection, out)
     return Report(folder, out, descriptor)
