@@ -43,9 +43,9 @@ def test_default_is_aggregate_is_false(testplug: ProtocolHost) -> None:
 
 
 def test_exec_exception_becomes_state_false(testplug: ProtocolHost) -> None:
-    """An exception from exec becomes {"state": false, "result": "<message>"}."""
+    """An exception from exec becomes {"state": false, "result": "<Type>: <message>"}."""
     _, fn = testplug.start_function("fails")
-    assert fn.exec(1) == {"state": False, "result": "cannot divide by zero"}
+    assert fn.exec(1) == {"state": False, "result": "ZeroDivisionError: cannot divide by zero"}
 
 
 def test_non_json_result_becomes_clear_error(testplug: ProtocolHost) -> None:

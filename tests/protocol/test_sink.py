@@ -45,10 +45,10 @@ def test_require_ack_acks_ok_when_collect_returns(testplug: ProtocolHost) -> Non
 
 
 def test_require_ack_reports_collect_exception(testplug: ProtocolHost) -> None:
-    """With requireAck, a collect that raises is acked with the exception text."""
+    """With requireAck, a collect that raises is acked with the exception's type and text."""
     _, sink = testplug.start_sink("recorder", config={"requireAck": True, "fail_on": "bad"})
     sink.send(b'{"v":"bad"}')
-    assert sink.ack() == {"error": 'cannot store {"v":"bad"}'}
+    assert sink.ack() == {"error": 'ValueError: cannot store {"v":"bad"}'}
 
 
 def test_explicit_ack_error_is_sent_once(testplug: ProtocolHost) -> None:
@@ -72,7 +72,8 @@ def test_failing_message_does_not_stop_sink(testplug: ProtocolHost, out_dir: Pat
     _, sink = testplug.start_sink("recorder", config={"requireAck": True, "fail_on": "bad"})
     for payload in (b'{"v":"bad"}', b'{"v":"good1"}', b'{"v":"good2"}'):
         sink.send(payload)
-    assert [sink.ack() for _ in range(3)] == [{"error": 'cannot store {"v":"bad"}'}, {}, {}]
+    assert [sink.ack() for _ in range(3)] == [{"error": 'ValueError: cannot store {"v":"bad"}'},
+                                              {}, {}]
     assert [e["data"] for e in _collected(out_dir, 3)][1:] == ['{"v":"good1"}', '{"v":"good2"}']
 
 
@@ -87,7 +88,8 @@ def test_open_failure_acks_every_message_with_error(testplug: ProtocolHost) -> N
     """If open raised, each message is acked with the open error instead of hanging."""
     _, sink = testplug.start_sink("badopen", config={"requireAck": True})
     sink.send(b'{"v":1}')
-    assert sink.ack() == {"error": "open() of sink 'badopen' raised: database down"}
+    assert sink.ack() == {"error": "open() of sink 'badopen' raised ConnectionError: "
+                                   "database down"}
 
 
 def test_stop_runs_close_once_after_collect(testplug: ProtocolHost, out_dir: Path) -> None:

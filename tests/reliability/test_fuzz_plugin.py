@@ -236,7 +236,7 @@ def expected_upper_reply(payload: bytes) -> dict[str, Any]:
     if request.func == "Validate":
         return {"state": True, "result": ""}
     if not request.args:  # upper reads args[0]
-        return {"state": False, "result": "list index out of range"}
+        return {"state": False, "result": "IndexError: list index out of range"}
     return dict(json.loads(_protocol.encode_func_reply(True, str(request.args[0]).upper())))
 
 

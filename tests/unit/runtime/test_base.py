@@ -6,8 +6,10 @@ import logging
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ekuiper._runtime.base import FailureLog, call_bounded, describe_exception
+from ekuiper._runtime.base import FailureLog, call_bounded, describe_exception, exception_text
 
 
 def _raise_value_error(n: int) -> None:
@@ -40,6 +42,24 @@ def test_failure_log_repeats_name_the_error(caplog: pytest.LogCaptureFixture) ->
 def test_describe_exception_uses_type_when_message_is_empty() -> None:
     """An exception without a message is described by its type name."""
     assert describe_exception(KeyError()) == "KeyError"
+
+
+def test_exception_text_names_type_and_message() -> None:
+    """The text shown for an exception reads like a traceback's last line."""
+    assert exception_text(TypeError("f() missing 1 required positional argument: 'b'")) == (
+        "TypeError: f() missing 1 required positional argument: 'b'")
+
+
+def test_exception_text_is_the_type_without_message() -> None:
+    """An exception without a message is shown as its type name alone."""
+    assert exception_text(KeyError()) == "KeyError"
+
+
+@given(st.text())
+def test_exception_text_always_starts_with_the_type(message: str) -> None:
+    """Whatever the message, the text is the type name, then ': ' and the trimmed message."""
+    text = exception_text(ValueError(message))
+    assert text == ("ValueError: " + message.strip() if message.strip() else "ValueError")
 
 
 def test_call_bounded_gives_up_after_timeout(caplog: pytest.LogCaptureFixture) -> None:

@@ -79,3 +79,46 @@ def test_idle_timeout_resends_handshake(runtime: PluginRuntime) -> None:
     while len(channel.sent) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert channel.sent[:2] == [b"handshake", b"handshake"]
+
+
+def get_average(a: float, b: float) -> float:
+    return (a + b) / 2
+
+
+class Average(Function):
+    def exec(self, args: list[Any], ctx: Context) -> Any:
+        return get_average(*args)
+
+
+class hangup(Exception):  # a type name starting with h, on purpose
+    pass
+
+
+class HangsUp(Function):
+    def exec(self, args: list[Any], ctx: Context) -> Any:
+        raise hangup("line dropped")
+
+
+def _failing_reply(function: type[Function], *args: Any) -> bytes:
+    rt = PluginRuntime(PluginConfig("p", {}, {}, {"f": function}), MemoryTransport())
+    ctrl = {"symbolName": "f", "pluginType": "func",
+            "meta": {"ruleId": "", "opId": "", "instanceId": 0}}
+    assert rt.handle(_start("start", ctrl)) == b"ok"
+    try:
+        meta = json.dumps({"ruleId": "r1", "opId": "op", "instanceId": 0, "funcId": 0})
+        return rt.functions["f"].handle(json.dumps({"func": "Exec", "arg": [*args, meta]}).encode())
+    finally:
+        rt.shutdown()
+
+
+def test_exec_error_names_the_exception_type() -> None:
+    """A failing exec reaches eKuiper as '<Type>: <message>', as a traceback ends."""
+    assert json.loads(_failing_reply(Average, 1)) == {
+        "state": False,
+        "result": "TypeError: get_average() missing 1 required positional argument: 'b'",
+    }
+
+
+def test_exec_error_starting_with_h_is_a_json_reply() -> None:
+    """An error text starting with 'h' travels inside the JSON reply, never as bare text."""
+    assert _failing_reply(HangsUp) == b'{"state":false,"result":"hangup: line dropped"}'

@@ -97,7 +97,7 @@ def test_run_sink_reraises_collect_exception() -> None:
 def test_run_sink_can_report_instead_of_raise() -> None:
     """With raise_errors=False the failure is visible as an error ack."""
     run = run_sink(Exploding(), [{"a": 1}], require_ack=True, raise_errors=False)
-    assert run.acks == [{"error": "disk full"}]
+    assert run.acks == [{"error": "OSError: disk full"}]
 
 
 def test_call_function_returns_result(pysam: dict[str, Any]) -> None:

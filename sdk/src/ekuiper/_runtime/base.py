@@ -15,6 +15,7 @@ __all__ = [
     "SymbolRuntime",
     "call_bounded",
     "describe_exception",
+    "exception_text",
 ]
 
 # How long stop waits for user code (close, a running open/collect) before moving on.
@@ -25,6 +26,19 @@ def describe_exception(exc: BaseException) -> str:
     """The text eKuiper shows for an exception: its message, or its type if it has none."""
     text = str(exc).strip()
     return text if text else type(exc).__name__
+
+
+def exception_text(exc: BaseException) -> str:
+    """The text eKuiper shows for an exception from plugin code, read like a traceback's
+    last line: ``TypeError: get_average() missing 1 required positional argument``.
+
+    The type alone when there is no message. Starting with a type name, the text may
+    start with ``h``: on the control channel it goes through
+    ``_protocol.control_error_reply``, which never lets such a text out as it is.
+    """
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 class FailureLog:

@@ -7,7 +7,7 @@ import threading
 
 from ekuiper import _logging, _protocol
 from ekuiper._protocol import Control, FuncRequest, Meta
-from ekuiper._runtime.base import FailureLog, SymbolRuntime, describe_exception
+from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
@@ -74,7 +74,11 @@ class FunctionRuntime(SymbolRuntime):
                               "unavailable until the plugin restarts", exc)
 
     def handle(self, raw: bytes) -> bytes:
-        """Answer one request; never raises."""
+        """Answer one request; never raises.
+
+        A request eKuiper sent wrong is answered with what is wrong with it; an exception
+        from the function's code with its type and message (``ValueError: ...``).
+        """
         try:
             request = _protocol.parse_func_request(raw)
         except Exception as exc:  # whatever eKuiper sent, the function must go on
@@ -85,7 +89,7 @@ class FunctionRuntime(SymbolRuntime):
         except Exception as exc:
             self.last_failure = exc
             self._failures.report(_USER_METHOD[request.func], exc)
-            return _protocol.encode_func_reply(False, describe_exception(exc))
+            return _protocol.encode_func_reply(False, exception_text(exc))
 
     def _dispatch(self, request: FuncRequest) -> bytes:
         if request.func == "Exec":

@@ -8,7 +8,7 @@ from typing import Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._protocol import Control
-from ekuiper._runtime.base import CLOSE_TIMEOUT_S, SymbolRuntime, describe_exception
+from ekuiper._runtime.base import CLOSE_TIMEOUT_S, SymbolRuntime, exception_text
 from ekuiper._runtime.config import PluginConfig
 from ekuiper._runtime.function import FunctionRuntime
 from ekuiper._runtime.sink import SinkRuntime
@@ -97,7 +97,7 @@ class PluginRuntime:
         except Exception as exc:  # a bug of ours must not end the control loop
             self.logger.exception("failed to %s %s", command.cmd, command.control.label)
             return _protocol.control_error_reply(
-                f"cannot {command.cmd} {command.control.label}: {describe_exception(exc)}"
+                f"cannot {command.cmd} {command.control.label}: {exception_text(exc)}"
             )
         return _protocol.CONTROL_OK
 
@@ -148,7 +148,7 @@ class PluginRuntime:
             self.logger.exception("factory of %s raised", control.label)
             raise SymbolError(
                 f"cannot create {control.noun} {control.symbol_name!r}: its factory raised "
-                f"{type(exc).__name__}: {describe_exception(exc)}"
+                f"{exception_text(exc)}"
             ) from exc
         method = _REQUIRED_METHOD[control.kind]
         if not callable(getattr(symbol, method, None)):
@@ -232,6 +232,6 @@ def start_symbol(runtime: SymbolRuntime) -> None:
         runtime.logger.exception("starting %s failed", control.label)
         raise SymbolError(
             f"{control.noun} {control.symbol_name!r} failed to start: "
-            f"{type(exc).__name__}: {describe_exception(exc)}"
+            f"{exception_text(exc)}"
         ) from exc
 

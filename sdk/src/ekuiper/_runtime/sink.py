@@ -8,10 +8,10 @@ from typing import Any
 
 from ekuiper import _protocol
 from ekuiper._protocol import Control
-from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, describe_exception
+from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
-from ekuiper.errors import ChannelClosedError
+from ekuiper.errors import ChannelClosedError, ProtocolError
 from ekuiper.sink import Sink
 
 __all__ = ["SinkRuntime"]
@@ -71,8 +71,8 @@ class SinkRuntime(SymbolRuntime):
             self.sink.open(self.ctx)
         except Exception as exc:
             self.first_error = self.first_error or exc
-            open_error = (f"open() of sink {self.control.symbol_name!r} raised: "
-                          f"{describe_exception(exc)}")
+            open_error = (f"open() of sink {self.control.symbol_name!r} raised "
+                          f"{exception_text(exc)}")
             self.logger.exception("open() raised; every message fails until the rule restarts")
         while True:
             try:
@@ -95,18 +95,28 @@ class SinkRuntime(SymbolRuntime):
             self.logger.error("dropping a message: %s", open_error)
             self._auto_ack(_protocol.encode_ack_error(open_error))
             return
+        data: Any = raw
+        if self.decode_rows:
+            try:
+                data = _protocol.decode_sink_rows(raw)
+            except ProtocolError as exc:
+                # The SDK's own text already says what is wrong with the frame.
+                self._failed(exc, str(exc))
+                return
         try:
-            data: Any = _protocol.decode_sink_rows(raw) if self.decode_rows else raw
             self.sink.collect(self.ctx, data)
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("ack channel closed while the rule still runs")
         except Exception as exc:
-            self.first_error = self.first_error or exc
-            self._failures.report("collect()", exc)
-            self._auto_ack(_protocol.encode_ack_error(describe_exception(exc)))
+            self._failed(exc, exception_text(exc))
         else:
             self._auto_ack(_protocol.ACK_OK)
+
+    def _failed(self, exc: Exception, text: str) -> None:
+        self.first_error = self.first_error or exc
+        self._failures.report("collect()", exc)
+        self._auto_ack(_protocol.encode_ack_error(text))
 
     def _auto_ack(self, frame: bytes) -> None:
         if not self.require_ack:
