@@ -49,3 +49,8 @@ def test_new_plugin_refuses_clashing_symbols(tmp_path: Path, sources: list[str],
     with pytest.raises(ValueError, match=message):
         new_plugin(tmp_path, "clash", sources, [], [])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_plugin_allows_builtin_module_names(tmp_path: Path) -> None:
+    """A built-in module such as time cannot be hidden by time.py, so the name is allowed."""
+    assert new_plugin(tmp_path, "time", ["s"], [], []).is_dir()

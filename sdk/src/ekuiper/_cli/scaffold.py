@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.machinery import FrozenImporter
 from pathlib import Path
 
 from ekuiper._cli.validate import NAME_RE
@@ -12,8 +13,11 @@ __all__ = ["check_names", "new_plugin"]
 
 # The main program is <name>.py and Python puts its folder first on sys.path, so a plugin
 # named after a module it imports (directly or through the SDK) would import itself.
-_SHADOWED = {m.lower() for m in (*getattr(sys, "stdlib_module_names", ()),
-                                 *sys.builtin_module_names, "ekuiper", "pynng", "symbols")}
+# Built-in and frozen modules are found before sys.path, so cannot be hidden that way.
+# Lower case: macOS file names ignore case.
+_SHADOWED = {m.lower() for m in {*getattr(sys, "stdlib_module_names", ()), "ekuiper", "pynng",
+                                 "symbols"} - set(sys.builtin_module_names)
+             if FrozenImporter.find_spec(m) is None}
 
 
 def _camel(name: str) -> str:
