@@ -45,6 +45,7 @@ __all__ = [
     "encode_source_error_frame",
     "encode_source_frame",
     "function_url",
+    "ipc_path",
     "kind_noun",
     "parse_command",
     "parse_func_request",
@@ -382,25 +383,59 @@ def parse_plugin_args(argv: list[str]) -> PluginArgs:
     return PluginArgs()
 
 
+_IPC_SCHEME: Final = "ipc://"
+# What could take a socket path out of the IPC directory (or cut it short, for NUL).
+_PATH_HAZARDS: Final = (("/", "'/'"), ("\x00", "a NUL character"), ("..", "'..'"))
+
+
+def _name_part(field: str, value: str) -> str:
+    """``value`` as one piece of a socket file name, or ProtocolError naming ``field``.
+
+    eKuiper builds the paths from ids it is sent (rule and operator ids, symbol names);
+    one holding ``/`` or ``..`` would bind, dial or replace a socket elsewhere.
+    """
+    for hazard, shown in _PATH_HAZARDS:
+        if hazard in value:
+            raise ProtocolError(
+                f"{field} {value!r:.200} cannot name a socket file: it contains {shown}, "
+                f"which could put the socket outside the IPC directory; use an id "
+                f"without '/', '..' or NUL characters"
+            )
+    return value
+
+
 def _ipc(ipc_dir: str, name: str) -> str:
-    return f"ipc://{ipc_dir.rstrip('/') or ''}/{name}.ipc"
+    return f"{_IPC_SCHEME}{ipc_dir.rstrip('/') or ''}/{name}.ipc"
+
+
+def _data_name(meta: Meta) -> str:
+    rule = _name_part("rule id", meta.rule_id)
+    op = _name_part("operator id", meta.op_id)
+    return f"{rule}_{op}_{meta.instance_id}"
 
 
 def control_url(ipc_dir: str, plugin_name: str) -> str:
     """Control channel: eKuiper's REP listens, the plugin dials."""
-    return _ipc(ipc_dir, f"plugin_{plugin_name}")
+    return _ipc(ipc_dir, f"plugin_{_name_part('plugin name', plugin_name)}")
 
 
 def function_url(ipc_dir: str, symbol_name: str) -> str:
     """Function channel: eKuiper's REP listens, the plugin dials."""
-    return _ipc(ipc_dir, f"func_{symbol_name}")
+    return _ipc(ipc_dir, f"func_{_name_part('function name', symbol_name)}")
 
 
 def symbol_data_url(ipc_dir: str, meta: Meta) -> str:
     """Source data (eKuiper listens) or sink data (the plugin listens)."""
-    return _ipc(ipc_dir, f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}")
+    return _ipc(ipc_dir, _data_name(meta))
 
 
 def sink_ack_url(ipc_dir: str, meta: Meta) -> str:
     """Sink acks: eKuiper's PULL listens, the plugin dials."""
-    return _ipc(ipc_dir, f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack")
+    return _ipc(ipc_dir, _data_name(meta) + "_ack")
+
+
+def ipc_path(url: str) -> str:
+    """The socket file of an ``ipc://`` URL made by the helpers above."""
+    if not url.startswith(_IPC_SCHEME):
+        raise ValueError(f"{url!r} is not an ipc:// URL")
+    return url[len(_IPC_SCHEME):]

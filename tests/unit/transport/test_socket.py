@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 import pynng
 import pytest
 
-from ekuiper import _sp
-from ekuiper._sp import ChannelTimeout, PullListener, PushDialer, ReqDialer
-from ekuiper._transport import NngTransport, SocketTransport, transport_from_env
-from ekuiper.errors import ChannelClosedError, PluginConfigError, ProtocolError
+from ekuiper._transport import NngTransport, SocketTransport, transport_from_env, wire
+from ekuiper._transport import socket as _sp
+from ekuiper._transport.socket import PullListener, PushDialer, ReqDialer
+from ekuiper.errors import ChannelClosedError, ChannelTimeout, PluginConfigError, ProtocolError
 
 
 @pytest.fixture
@@ -33,6 +33,16 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">BQ", 1, len(payload)) + payload
 
 
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionResetError("the peer closed the connection")
+        data += chunk
+    return data
+
+
 class RawPeer:
     """A hand-made SP peer on a Unix socket: says ``protocol`` and reads nothing on its own."""
 
@@ -45,16 +55,16 @@ class RawPeer:
 
     def accept(self) -> socket.socket:
         conn, _ = self.listener.accept()
-        conn.sendall(_sp._sp_header(self.protocol))
-        assert _sp._read_exactly(conn, 8)[:4] == b"\x00SP\x00"
+        conn.sendall(wire.sp_header(self.protocol))
+        assert read_exactly(conn, 8)[:4] == b"\x00SP\x00"
         self.conn = conn
         return conn
 
     def read_frame(self) -> bytes:
         assert self.conn is not None
-        kind, length = struct.unpack(">BQ", _sp._read_exactly(self.conn, 9))
+        kind, length = struct.unpack(">BQ", read_exactly(self.conn, 9))
         assert kind == 1
-        return _sp._read_exactly(self.conn, length) if length else b""
+        return read_exactly(self.conn, length) if length else b""
 
     def close(self) -> None:
         if self.conn is not None:
@@ -203,7 +213,7 @@ def test_pull_refuses_a_peer_of_the_wrong_protocol(path: str, nng_push: pynng.Pu
     pull = PullListener(path, url(path))
     wrong = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     wrong.connect(path)
-    wrong.sendall(_sp._sp_header(_sp.REQ))
+    wrong.sendall(wire.sp_header(wire.REQ))
     nng_push.dial(url(path), block=False)
     in_background(lambda: nng_push.send(b"real"))
     assert pull.recv() == b"real"
@@ -218,7 +228,7 @@ def test_pull_drops_a_peer_that_breaks_the_framing(path: str) -> None:
     pull = PullListener(path, url(path))
     bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     bad.connect(path)
-    bad.sendall(_sp._sp_header(_sp.PUSH) + b"\x07" + b"\x00" * 20)
+    bad.sendall(wire.sp_header(wire.PUSH) + b"\x07" + b"\x00" * 20)
     with pynng.Push0(send_timeout=2000) as push:
         push.dial(url(path), block=False)
         sender = in_background(lambda: push.send(b"good"))
@@ -246,7 +256,7 @@ def test_push_reaches_nng_pull(path: str) -> None:
 
 def test_push_times_out_whole_when_peer_does_not_read(path: str) -> None:
     """Backpressure gives ChannelTimeout, and every frame that did go out is whole."""
-    peer = RawPeer(path, _sp.PULL)
+    peer = RawPeer(path, wire.PULL)
     accepting = accept_in_background(peer)
     push = PushDialer(path, url(path), 200)
     accepting.join()
@@ -263,7 +273,7 @@ def test_push_times_out_whole_when_peer_does_not_read(path: str) -> None:
 
 def test_push_close_wakes_blocked_send(path: str) -> None:
     """close() from another thread ends a send waiting on a full socket."""
-    peer = RawPeer(path, _sp.PULL)
+    peer = RawPeer(path, wire.PULL)
     accepting = accept_in_background(peer)
     push = PushDialer(path, url(path), 0)  # no deadline: waits until closed
     accepting.join()
@@ -361,7 +371,7 @@ def test_dial_to_nothing_names_the_url(path: str) -> None:
 
 def test_dial_to_wrong_protocol_says_which(path: str) -> None:
     """A PUSH dialled to a REP is refused with both protocol names."""
-    peer = RawPeer(path, _sp.REP)
+    peer = RawPeer(path, wire.REP)
     accept_in_background(peer)
     with pytest.raises(ConnectionError, match="the peer is REP, a PUSH needs PULL"):
         PushDialer(path, url(path), 100)
@@ -369,11 +379,11 @@ def test_dial_to_wrong_protocol_says_which(path: str) -> None:
 
 
 def test_push_cannot_receive(path: str) -> None:
-    """recv on a PUSH is a ProtocolError, not a hang."""
+    """recv on a PUSH is a TypeError (a misuse of the socket kind), not a hang."""
     with pynng.Pull0() as pull:
         pull.listen(url(path))
         push = PushDialer(path, url(path), 100)
-        with pytest.raises(ProtocolError, match="cannot receive"):
+        with pytest.raises(TypeError, match="cannot receive"):
             push.recv()
         push.close()
 
@@ -413,7 +423,7 @@ def test_req_recv_times_out_then_goes_on(path: str) -> None:
 
 def test_req_drops_reply_to_older_request(path: str) -> None:
     """A reply carrying another request id is skipped, not returned."""
-    peer = RawPeer(path, _sp.REP)
+    peer = RawPeer(path, wire.REP)
     accepting = accept_in_background(peer)
     req = ReqDialer(path, url(path))
     accepting.join()
@@ -456,7 +466,7 @@ def test_inbox_reassembles_frames_split_anywhere() -> None:
     payloads = [b"", b"a", b"bc" * 40, b"\x01" * 9]
     stream = b"".join(frame(p) for p in payloads)
     for cut in range(1, len(stream)):
-        inbox = _sp._Inbox()
+        inbox = wire.FrameDecoder()
         inbox.feed(stream[:cut])
         inbox.feed(stream[cut:])
         assert list(inbox.frames) == payloads
