@@ -65,3 +65,21 @@ def test_run_function_prints_result(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(PLUGINS / "pysam"), "--function", "revert",
                  "--args", '["abc"]']) == 0
     assert capsys.readouterr().out.strip() == '"cba"'
+
+
+def test_new_refuses_a_name_that_hides_a_module(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`new json` exits 1 with the reason instead of a traceback."""
+    assert main(["new", "json", "--dir", str(tmp_path)]) == 1
+    assert "ekuiper-plugin new:" in capsys.readouterr().err
+    assert not (tmp_path / "json").exists()
+
+
+def test_package_into_an_unwritable_place_is_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A zip that cannot be written exits 1 naming it, not with a traceback."""
+    target = tmp_path / "missing" / "pysam.zip"
+    assert main(["package", str(PLUGINS / "pysam"), "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "ekuiper-plugin package: cannot write" in err
+    assert "Traceback" not in err

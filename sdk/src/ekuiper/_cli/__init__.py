@@ -24,7 +24,7 @@ from typing import Any
 
 from ekuiper import __version__
 from ekuiper._cli.install import install_archive, install_url
-from ekuiper._cli.package import package_plugin
+from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
 from ekuiper._cli.scaffold import new_plugin
 from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
@@ -64,7 +64,7 @@ def cmd_new(args: argparse.Namespace) -> int:
             raise CliError(f"symbol name {symbol!r} must be letters, digits and underscores")
     try:
         folder = new_plugin(Path(args.dir), name, sources, sinks, functions)
-    except FileExistsError as exc:
+    except (FileExistsError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(f"created {folder}")
     print(f"  sources: {', '.join(sources) or '-'}; sinks: {', '.join(sinks) or '-'}; "
@@ -74,10 +74,11 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validated(folder: str, python: str | None, quiet: bool = False) -> Report:
+def _validated(folder: str, python: str | None, quiet: bool = False,
+               include_hidden: bool = False) -> Report:
     if not quiet:
         progress(f"validating {folder}")
-    report = validate_plugin(Path(folder), python)
+    report = validate_plugin(Path(folder), python, include_hidden)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     return report
@@ -136,15 +137,19 @@ def _run_symbol(host: Any, kind: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_package(folder: str, output: str | None, python: str | None) -> Path:
-    report = _validated(folder, python)
+def _build_package(folder: str, output: str | None, python: str | None,
+                   include_hidden: bool = False) -> Path:
+    report = _validated(folder, python, include_hidden=include_hidden)
     if not report.ok:
         raise CliError(f"{report.name} is not valid; fix the errors above first")
     target = Path(output) if output else Path.cwd() / f"{report.name}.zip"
     if target.stem != report.name:
         raise CliError(f"the zip must be named {report.name}.zip: eKuiper takes the plugin "
                        "name from it")
-    members = package_plugin(report.folder, report.descriptor, target)
+    try:
+        members = package_plugin(report.folder, report.descriptor, target, include_hidden)
+    except PackageError as exc:
+        raise CliError(str(exc)) from None
     progress(f"packaged {len(members)} files into {target}")
     for member in members:
         print(f"  {member}", file=sys.stderr)
@@ -152,7 +157,7 @@ def _build_package(folder: str, output: str | None, python: str | None) -> Path:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    print(_build_package(args.dir, args.output, args.python))
+    print(_build_package(args.dir, args.output, args.python, args.include_hidden))
     return 0
 
 
@@ -176,7 +181,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if source.is_dir():
             archive = _build_package(str(source), str(Path(tmp) / f"{source.resolve().name}.zip"),
-                                     args.python)
+                                     args.python, args.include_hidden)
         elif source.suffix == ".zip" and source.is_file():
             archive = source.resolve()
         else:
@@ -268,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     def with_python(p: argparse.ArgumentParser) -> None:
         p.add_argument("--python", help="Python to run the plugin with (default: this one)")
 
+    def with_hidden(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--include-hidden", action="store_true",
+                       help="also pack hidden files such as .env (left out by default: they "
+                            "often hold secrets)")
+
     p = sub.add_parser("new", help="create a ready-to-run plugin folder")
     p.add_argument("name", help="plugin name (letters, digits, underscores)")
     p.add_argument("--source", action="append", metavar="S", help="add a source (repeatable)")
@@ -306,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="the plugin folder")
     p.add_argument("-o", "--output", help="the zip to write (default: ./<name>.zip)")
     with_python(p)
+    with_hidden(p)
     p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("install", help="install a plugin folder or zip on an eKuiper",
@@ -320,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to run")
     with_server(p)
     with_python(p)
+    with_hidden(p)
     p.set_defaults(func=cmd_install)
 
     for command, helptext, func in (("status", "show a plugin's state", cmd_status),
