@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, skip_or_fail
+from tests.deploy.manifests import compose_image
 
 HELM_SCRIPT = REPO / "scripts" / "helm.sh"
-# The chart of the eKuiper version the image ships (compose.yaml's default tag).
-EKUIPER_VERSION = "v" + os.environ.get("EKUIPER_VERSION", "v2.4.2").lstrip("v")
+# The chart shipped with the eKuiper the image runs (compose.yaml's default tag), unless
+# EKUIPER_CHART_VERSION names another eKuiper release.
+CHART_VERSION = "v" + os.environ.get(
+    "EKUIPER_CHART_VERSION", compose_image().rsplit(":", 1)[1]).lstrip("v")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -66,4 +69,4 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
 @pytest.fixture(scope="session")
 def ekuiper_chart() -> Path:
     """eKuiper's own chart, read from the eKuiper Go module (Go's module cache)."""
-    return _script("chart", EKUIPER_VERSION)
+    return _script("chart", CHART_VERSION)

@@ -224,6 +224,9 @@ class DockerPod:
                         return
             except OSError:
                 pass
+            if _docker("inspect", "-f", "{{.State.Running}}", self.name).strip() != "true":
+                raise AssertionError(f"the container ended before it was ready:\n"
+                                     f"{self.logs()[-5000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"not ready within {timeout} s:\n{self.logs()[-5000:]}")
             time.sleep(0.3)
