@@ -1,5 +1,6 @@
 # Thin wrappers around the commands CI and developers run; `make help` lists them.
 SHELL := /bin/bash
+comma := ,
 PYTHON ?= python3
 VENV ?= .venv
 EKUIPER_VERSION ?= v2.4.2
@@ -14,7 +15,12 @@ PYNNG_MIN ?= 0.8.0
 EKUIPER_IMAGE ?= lfedge/ekuiper:$(EKUIPER_VERSION:v%=%)-slim
 PYTHON_IMAGE ?= python:3.11-slim-bookworm
 PYTHON_VERSION ?= 3.11
-IMAGE ?= ekuiper-slim-python:$(EKUIPER_VERSION:v%=%)
+# linux/amd64 or linux/arm64 (a foreign one runs here under qemu-user-static); its image
+# tag ends in -<arch>. Several at once (comma-separated) need buildx and a registry.
+NATIVE_PLATFORM := $(shell scripts/platform.sh)
+PLATFORM ?= $(NATIVE_PLATFORM)
+ARCH_SUFFIX := $(if $(filter $(NATIVE_PLATFORM),$(PLATFORM)),,$(if $(findstring $(comma),$(PLATFORM)),,-$(word 2,$(subst /, ,$(PLATFORM)))))
+IMAGE ?= ekuiper-slim-python:$(EKUIPER_VERSION:v%=%)$(ARCH_SUFFIX)
 # Debian's docker.io has no buildx, so the classic builder is the default.
 DOCKER_BUILDKIT ?= 0
 SDK_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/src/ekuiper/__init__.py)
@@ -77,17 +83,18 @@ soak: venv ## The 10-minute soak (20 rules, churn, a plugin update); make test r
 
 .PHONY: wheelhouse
 wheelhouse: ## Fill build/wheelhouse: the SDK wheel and the hash-locked dependencies
-	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION)
+	PYTHON=$(PYTHON) scripts/wheelhouse.sh $(PYTHON_VERSION) $(if $(findstring $(comma),$(PLATFORM)),,$(PLATFORM))
 
 .PHONY: image
 image: wheelhouse ## Build the slim-python image IMAGE; builds local base images where none can be pulled
 	IMAGE=$(IMAGE) EKUIPER_IMAGE=$(EKUIPER_IMAGE) PYTHON_IMAGE=$(PYTHON_IMAGE) \
 	  EKUIPER_VERSION=$(EKUIPER_VERSION) SDK_VERSION=$(SDK_VERSION) PYTHON_VERSION=$(PYTHON_VERSION) \
-	  PYNNG_VERSION=$(PYNNG_VERSION) DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) scripts/image.sh
+	  PYNNG_VERSION=$(PYNNG_VERSION) DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) PLATFORM=$(PLATFORM) \
+	  scripts/image.sh
 
 .PHONY: local-bases
-local-bases: ## Build local stand-ins for the base images (no registry); prints what to export
-	scripts/base-images.sh $(EKUIPER_VERSION)
+local-bases: ## Build local stand-ins for the base images of PLATFORM (no registry)
+	scripts/base-images.sh $(EKUIPER_VERSION) $(PLATFORM)
 
 .PHONY: up
 up: ## docker compose up -d (builds the image first if missing)
@@ -110,3 +117,7 @@ clean: ## Remove virtualenvs and caches (not the kuiperd cache)
 .PHONY: bench
 bench: venv ## Benchmarks vs the official and Go SDKs (not part of make test)
 	$(BIN)/python -m bench.run
+
+.PHONY: bench-images
+bench-images: venv ## Image size per arch and time to the first demo row (amd64 vs arm64 under qemu)
+	$(BIN)/python -m bench.images

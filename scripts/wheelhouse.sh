@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Fill build/wheelhouse with what the slim-python image installs, so `docker build` needs
 # no network: the SDK wheel built from this checkout, and the hash-locked dependencies
-# (images/requirements.lock) for the image's Python and this machine's architecture.
+# (images/requirements.lock) for the image's Python and platform.
 #
-#   scripts/wheelhouse.sh [PYTHON_VERSION]   (default 3.11, the Python of Debian bookworm)
+#   scripts/wheelhouse.sh [PYTHON_VERSION] [PLATFORM]
+#       PYTHON_VERSION default 3.11 (the Python of Debian bookworm),
+#       PLATFORM default this machine's (linux/amd64, linux/arm64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 py_version="${1:-3.11}"
-arch="$(uname -m)"
+spec="$(scripts/platform.sh "${2:-$(scripts/platform.sh)}")"
+IFS=: read -r _ _ arch _ <<<"$spec"
 python="${PYTHON:-python3}"
 out=build/wheelhouse
 rm -rf "$out"
