@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import select
 import socket
+import stat
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pynng
 import pytest
@@ -17,98 +21,32 @@ import pytest
 from ekuiper._transport import NngTransport, SocketTransport, transport_from_env, wire
 from ekuiper._transport import socket as _sp
 from ekuiper._transport.socket import PullListener, PushDialer, ReqDialer
-from ekuiper.errors import ChannelClosedError, ChannelTimeout, PluginConfigError, ProtocolError
+from ekuiper.errors import (
+    ChannelClosedError,
+    ChannelConnectError,
+    ChannelTimeout,
+    PluginConfigError,
+    ProtocolError,
+)
+from tests.unit.transport.peers import (
+    NOBODY,
+    RawPeer,
+    accept_in_background,
+    as_nobody,
+    assert_close_ends,
+    exit_code,
+    frame,
+    in_background,
+    needs_root,
+    open_to,
+    raising_in_background,
+    url,
+)
 
 
 @pytest.fixture
 def path(ipc_dir: str) -> str:
     return os.path.join(ipc_dir, "chan.ipc")
-
-
-def url(path: str) -> str:
-    return "ipc://" + path
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack(">BQ", 1, len(payload)) + payload
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionResetError("the peer closed the connection")
-        data += chunk
-    return data
-
-
-class RawPeer:
-    """A hand-made SP peer on a Unix socket: says ``protocol`` and reads nothing on its own."""
-
-    def __init__(self, path: str, protocol: int) -> None:
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(4)
-        self.protocol = protocol
-        self.conn: socket.socket | None = None
-
-    def accept(self) -> socket.socket:
-        conn, _ = self.listener.accept()
-        conn.sendall(wire.sp_header(self.protocol))
-        assert read_exactly(conn, 8)[:4] == b"\x00SP\x00"
-        self.conn = conn
-        return conn
-
-    def read_frame(self) -> bytes:
-        assert self.conn is not None
-        kind, length = struct.unpack(">BQ", read_exactly(self.conn, 9))
-        assert kind == 1
-        return read_exactly(self.conn, length) if length else b""
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
-
-
-def in_background(action: Callable[[], object]) -> threading.Thread:
-    """Run ``action`` on a thread: an nng peer's first send waits for the handshake,
-    which the PULL completes only while someone is in recv()."""
-    thread = threading.Thread(target=action, daemon=True)
-    thread.start()
-    return thread
-
-
-def raising_in_background(action: Callable[[], object]
-                          ) -> tuple[threading.Thread, list[BaseException]]:
-    """Run ``action`` on a thread; the list receives what it raised."""
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            action()
-        except BaseException as exc:
-            raised.append(exc)
-
-    return in_background(run), raised
-
-
-def assert_close_ends(block: Callable[[], object], close: Callable[[], None],
-                      settle_s: float = 0.2) -> None:
-    """``block``, waiting on another thread, ends in ChannelClosedError once ``close`` runs."""
-    thread, raised = raising_in_background(block)
-    time.sleep(settle_s)
-    close()
-    thread.join(3)
-    assert not thread.is_alive()
-    assert isinstance(raised[0], ChannelClosedError)
-
-
-def accept_in_background(peer: RawPeer) -> threading.Thread:
-    thread = threading.Thread(target=peer.accept, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.fixture
@@ -499,3 +437,389 @@ def test_default_transport_does_not_load_pynng() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- private socket files and peers of another user (issue point 1) -----------------------
+
+
+def test_pull_socket_file_is_private_whatever_the_umask(path: str) -> None:
+    """Under umask 000 the sink's socket file is still mode 0600."""
+    old = os.umask(0)
+    try:
+        pull = PullListener(path, url(path))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    pull.close()
+
+
+@needs_root
+def test_pull_refuses_a_peer_of_another_user(path: str, caplog: pytest.LogCaptureFixture,
+                                            nng_push: pynng.Push0) -> None:
+    """A peer of another user is hung up on unanswered, logged, and its rows never arrive."""
+    pull = PullListener(path, url(path))
+    open_to(path)
+    os.chmod(path, 0o666)  # as under the old umask 000: only the uid check stands guard
+
+    def intrude() -> int:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(wire.sp_header(wire.PUSH) + frame(b"intruder"))
+        try:
+            answer = sock.recv(100)
+        except OSError:
+            answer = b""
+        return 0 if answer == b"" else 1  # refused before our SP header went out
+
+    intruder = as_nobody(intrude)
+    time.sleep(0.3)  # the intruder is in the backlog first
+    with caplog.at_level(logging.WARNING, logger="ekuiper.transport"):
+        nng_push.dial(url(path), block=False)
+        in_background(lambda: nng_push.send(b"real"))
+        assert pull.recv() == b"real"
+    assert exit_code(intruder) == 0
+    assert "refused a connection" in caplog.text and f"user id {NOBODY}" in caplog.text
+    pull.close()
+
+
+def test_pull_refuses_peers_the_uid_check_rejects(path: str, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever reports another user (here a stand-in), the peer gets no SP header."""
+    monkeypatch.setattr(_sp, "_peer_uid", lambda sock: (4242, 4242))
+    pull = PullListener(path, url(path))
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.settimeout(5)
+    peer.connect(path)
+    peer.sendall(wire.sp_header(wire.PUSH))
+    thread, raised = raising_in_background(pull.recv)
+    with caplog.at_level(logging.WARNING, logger="ekuiper.transport"):
+        try:
+            answer = peer.recv(100)
+        except ConnectionResetError:  # hung up with our header unread: a reset
+            answer = b""
+        assert answer == b""
+    assert "user id 4242" in caplog.text
+    pull.close()
+    thread.join(3)
+    assert isinstance(raised[0], ChannelClosedError)
+    peer.close()
+
+
+def listen_as_nobody(path: str, ready: int) -> int:
+    """Child of as_nobody: listen at ``path`` as a PULL; exit 0 if no frame came in."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    listener.listen(4)
+    os.write(ready, b"r")
+    listener.settimeout(5)
+    received = b""
+    try:
+        while True:
+            conn, _ = listener.accept()
+            conn.settimeout(2)
+            conn.sendall(wire.sp_header(wire.PULL))
+            try:
+                while chunk := conn.recv(65536):
+                    received += chunk
+            except OSError:
+                pass
+            conn.close()
+    except OSError:  # no more dials within 5 s
+        pass
+    listener.close()
+    os.unlink(path)
+    return 0 if len(received) <= 8 else 1  # at most a header: no frame
+
+
+def wait_ready(ready_r: int) -> None:
+    assert select.select([ready_r], [], [], 10)[0], "the other user's listener never came up"
+    os.read(ready_r, 1)
+
+
+@needs_root
+def test_push_refuses_a_listener_of_another_user(path: str) -> None:
+    """Dialling a socket another user listens on fails, naming that user."""
+    open_to(path)
+    ready_r, ready_w = os.pipe()
+    impostor = as_nobody(lambda: listen_as_nobody(path, ready_w))
+    wait_ready(ready_r)
+    with pytest.raises(ChannelConnectError, match=f"user id {NOBODY}"):
+        PushDialer(path, url(path), 100, attempts=1)
+    assert exit_code(impostor) == 0
+
+
+@needs_root
+def test_push_never_redials_into_another_users_listener(path: str) -> None:
+    """After eKuiper's PULL goes, a socket another user puts at its path gets no rows."""
+    open_to(path)
+    first = pynng.Pull0(recv_timeout=5000)
+    first.listen(url(path))
+    push = PushDialer(path, url(path), 300)
+    push.send(b"before")
+    assert first.recv() == b"before"
+    first.close()
+    ready_r, ready_w = os.pipe()
+    impostor = as_nobody(lambda: listen_as_nobody(path, ready_w))
+    wait_ready(ready_r)
+    for _ in range(3):
+        with pytest.raises(ChannelTimeout):
+            push.send(b"secret")
+    push.close()
+    assert exit_code(impostor) == 0
+
+
+# -- the frame cap (issue point 2) --------------------------------------------------------
+
+
+def test_pull_drops_a_peer_announcing_a_huge_frame(path: str, nng_push: pynng.Push0) -> None:
+    """A length prefix of 2**63 drops that connection at once; other peers go on."""
+    pull = PullListener(path, url(path))
+    bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bad.connect(path)
+    bad.sendall(wire.sp_header(wire.PUSH) + struct.pack(">BQ", 1, 2**63))
+    flooded = [0]
+
+    def flood() -> None:
+        chunk = b"\x00" * 65536
+        deadline = time.monotonic() + 5
+        try:  # at most 64 MiB: a listener that buffers it all must not eat the machine
+            while time.monotonic() < deadline and flooded[0] < 64 * 1024 * 1024:
+                flooded[0] += bad.send(chunk)
+        except OSError:
+            pass  # dropped: the point
+
+    nng_push.dial(url(path), block=False)
+    in_background(lambda: nng_push.send(b"good"))
+    flooder = in_background(flood)
+    assert pull.recv() == b"good"
+    flooder.join(6)
+    assert flooded[0] < 16 * 1024 * 1024  # the connection was gone long before 5 s of it
+    bad.settimeout(2)
+    assert read_until_eof(bad)[:4] == b"\x00SP\x00"
+    bad.close()
+    pull.close()
+
+
+def read_until_eof(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_pull_takes_frames_up_to_the_cap(path: str, nng_push: pynng.Push0) -> None:
+    """A frame of exactly the cap arrives; the cap is configurable per listener."""
+    pull = PullListener(path, url(path), max_frame_bytes=1000)
+    nng_push.dial(url(path), block=False)
+    in_background(lambda: nng_push.send(b"x" * 1000))
+    assert pull.recv() == b"x" * 1000
+    pull.close()
+
+
+def test_req_redials_after_a_reply_over_the_cap(path: str) -> None:
+    """A reply longer than the cap drops the connection; the request goes out again."""
+    peer = RawPeer(path, wire.REP)
+    accepting = accept_in_background(peer)
+    req = ReqDialer(path, url(path), max_frame_bytes=100)
+    accepting.join()
+    req.send(b"ask")
+    request = peer.read_frame()
+    assert peer.conn is not None
+    first = peer.conn
+    first.sendall(struct.pack(">BQ", 1, 10**9))
+    answered = in_background(lambda: peer.accept())
+    replies: list[bytes] = []
+    thread, raised = raising_in_background(lambda: replies.append(req.recv()))
+    answered.join(5)
+    assert peer.read_frame() == request  # the same request, id and all
+    peer.conn.sendall(frame(request[:4] + b"answer"))
+    thread.join(5)
+    assert replies == [b"answer"] and not raised
+    req.close()
+    first.close()
+    peer.close()
+
+
+# -- handshakes that never block the data path (issue point 3) ----------------------------
+
+
+def test_silent_and_trickling_dialers_do_not_delay_a_healthy_stream(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peers that never finish their SP header leave no gap in another peer's messages."""
+    monkeypatch.setattr(_sp, "_QUIET_S", 0.05)  # the PULL polls (and accepts) often
+    pull = PullListener(path, url(path))
+    stragglers: list[socket.socket] = []
+
+    def straggle() -> None:
+        time.sleep(0.3)
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        silent.connect(path)
+        stragglers.append(silent)
+        trickler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        trickler.connect(path)
+        stragglers.append(trickler)
+        for byte in wire.sp_header(wire.PUSH)[:7]:
+            time.sleep(0.3)
+            trickler.send(bytes([byte]))
+
+    with pynng.Push0(send_timeout=5000) as push:
+        push.dial(url(path), block=False)
+
+        def stream() -> None:
+            for i in range(30):
+                push.send(b"%d" % i)
+                time.sleep(0.1)
+
+        sender = in_background(stream)
+        in_background(straggle)
+        arrivals = []
+        for _ in range(30):
+            pull.recv()
+            arrivals.append(time.monotonic())
+        sender.join()
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert max(gaps) < 0.6, f"worst gap {max(gaps):.2f} s"
+    for sock in stragglers:
+        sock.close()
+    pull.close()
+
+
+def test_pull_drops_a_handshake_that_outlasts_its_deadline(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline is for the whole handshake: a byte every 0.3 s does not extend it."""
+    monkeypatch.setattr(_sp, "HANDSHAKE_TIMEOUT_S", 1.0)
+    pull = PullListener(path, url(path))
+    thread, raised = raising_in_background(pull.recv)
+    trickler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    trickler.connect(path)
+    started = time.monotonic()
+    dropped_after = None
+    try:
+        for byte in wire.sp_header(wire.PUSH):
+            time.sleep(0.3)
+            trickler.send(bytes([byte]))
+    except OSError:
+        dropped_after = time.monotonic() - started
+    if dropped_after is None:  # all 8 bytes fit in the buffer: is the line dead?
+        trickler.settimeout(3)
+        assert read_until_eof(trickler) == wire.sp_header(wire.PULL)
+        dropped_after = time.monotonic() - started
+    assert dropped_after < 2.0
+    pull.close()
+    thread.join(3)
+    assert isinstance(raised[0], ChannelClosedError)
+    trickler.close()
+
+
+def test_pull_serves_a_real_dialer_through_a_flood_of_silent_ones(path: str) -> None:
+    """More silent connections than may handshake at once cost only the oldest of them."""
+    pull = PullListener(path, url(path))
+    silent = []
+    for _ in range(40):  # more than may handshake at once
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            pass  # the backlog is full: it waits there
+        silent.append(sock)
+    with pynng.Push0(send_timeout=5000) as push:
+        push.dial(url(path), block=False)
+        in_background(lambda: push.send(b"real"))
+        got: list[bytes] = []
+        receiver = in_background(lambda: got.append(pull.recv()))
+        receiver.join(3)
+        assert got == [b"real"]
+    for sock in silent:
+        sock.close()
+    pull.close()
+
+
+def test_dial_gives_up_when_the_whole_handshake_outlasts_its_deadline(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener trickling its SP header is given up on at the deadline, not per byte."""
+    monkeypatch.setattr(_sp, "HANDSHAKE_TIMEOUT_S", 1.0)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        try:
+            for byte in wire.sp_header(wire.PULL):
+                time.sleep(0.3)
+                conn.send(bytes([byte]))
+            time.sleep(1)
+        except OSError:
+            pass
+        conn.close()
+
+    in_background(trickle)
+    started = time.monotonic()
+    with pytest.raises(ChannelConnectError, match="no SP header from the peer within 1 s"):
+        PushDialer(path, url(path), 100, attempts=1)
+    assert time.monotonic() - started < 1.8
+    listener.close()
+
+
+# -- out of descriptors (issue point 4) ---------------------------------------------------
+
+
+class ExhaustedListener:
+    """Stands in for the PULL's listening socket: accept fails with EMFILE while told to."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.exhausted = True
+        self.calls = 0
+
+    def accept(self) -> tuple[socket.socket, object]:
+        self.calls += 1
+        if self.exhausted:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return self.real.accept()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_pull_backs_off_while_out_of_descriptors(path: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """EMFILE on accept pauses accepting (a few tries a second), then dialers get in."""
+    pull = PullListener(path, url(path))
+    exhausted = ExhaustedListener(pull._listener)
+    pull._listener = exhausted  # type: ignore[assignment]
+    with pynng.Push0(send_timeout=5000) as push, \
+            caplog.at_level(logging.WARNING, logger="ekuiper.transport"):
+        push.dial(url(path), block=False)  # waits in the backlog: the listener stays readable
+        in_background(lambda: push.send(b"back"))
+        got: list[bytes] = []
+        thread, raised = raising_in_background(lambda: got.append(pull.recv()))
+        cpu = time.process_time()
+        time.sleep(1.5)
+        assert exhausted.calls <= 6, f"{exhausted.calls} accept calls in 1.5 s"
+        assert time.process_time() - cpu < 0.5
+        assert "out of file descriptors" in caplog.text
+        exhausted.exhausted = False
+        thread.join(3)
+    assert got == [b"back"] and not raised
+    pull.close()
+
+
+# -- socket paths (issue point 5) ---------------------------------------------------------
+
+
+def test_pull_never_replaces_a_regular_file(path: str) -> None:
+    """A regular file at the socket path is refused by name and left as it was."""
+    with open(path, "w") as f:
+        f.write("precious")
+    with pytest.raises(ChannelConnectError, match="is a regular file, not a socket"):
+        PullListener(path, url(path))
+    with open(path) as f:
+        assert f.read() == "precious"
+

@@ -130,7 +130,7 @@ def peer_refusal(peer_uid: int, own_uid: int) -> str | None:
     """
     if peer_uid in (own_uid, 0):
         return None
-    return (f"it runs as user id {peer_uid}, and only the plugin's own user "
+    return (f"runs as user id {peer_uid}, and only the plugin's own user "
             f"({own_uid}) or root may connect")
 
 
