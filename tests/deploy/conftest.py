@@ -35,9 +35,10 @@ def _script(*args: str) -> Path:
     result = subprocess.run(["bash", str(HELM_SCRIPT), *args], capture_output=True, text=True,
                             timeout=1800)
     if result.returncode != 0:
+        command = " ".join(["scripts/helm.sh", *args])
         if shutil.which("go") is None:
-            skip_or_fail(f"scripts/helm.sh {' '.join(args)} needs Go: {result.stderr.strip()}")
-        pytest.fail(f"scripts/helm.sh {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+            skip_or_fail(f"{command} needs Go: {result.stderr.strip()}")
+        pytest.fail(f"{command} failed:\n{result.stderr[-3000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
