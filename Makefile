@@ -96,6 +96,26 @@ image: wheelhouse ## Build the slim-python image IMAGE; builds local base images
 local-bases: ## Build local stand-ins for the base images of PLATFORM (no registry)
 	scripts/base-images.sh $(EKUIPER_VERSION) $(PLATFORM)
 
+# The slim-python image with plugin folders baked in, for Kubernetes (deploy/README.md).
+PLUGINS ?= plugins
+PLUGINS_IMAGE ?= ekuiper-slim-python-plugins:$(EKUIPER_VERSION:v%=%)
+
+.PHONY: plugins-image
+plugins-image: ## Build PLUGINS_IMAGE: IMAGE with the plugin folders under PLUGINS baked in
+	@docker image inspect $(IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory image
+	DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) docker build -f deploy/Dockerfile.plugins \
+	  --build-arg BASE_IMAGE=$(IMAGE) --build-arg PLUGINS=$(PLUGINS) -t $(PLUGINS_IMAGE) .
+
+.PHONY: helm-template
+helm-template: ## Print eKuiper's Helm chart rendered with our values and PLUGINS_IMAGE
+	@helm="$$(scripts/helm.sh)" && chart="$$(scripts/helm.sh chart $(EKUIPER_VERSION))" && \
+	  image='$(PLUGINS_IMAGE)' && "$$helm" template ekuiper "$$chart" -f deploy/helm/values-slim-python.yaml \
+	    --set image.repository="$${image%:*}" --set image.tag="$${image##*:}"
+
+.PHONY: test-deploy
+test-deploy: venv ## Kubernetes manifests and the chart with our values: rendered, linted, pods run in Docker
+	$(BIN)/pytest -q tests/deploy
+
 .PHONY: up
 up: ## docker compose up -d (builds the image first if missing)
 	@docker compose version >/dev/null 2>&1 || { echo "make up: Compose v2 ('docker compose') is missing: install Docker's compose plugin (docker-compose-plugin), or run scripts/compose.sh, which builds it with Go" >&2; exit 1; }
