@@ -594,9 +594,12 @@ def _rmtree(path: Path) -> None:
         except OSError:
             pass
 
-    if not os.path.lexists(path):
-        return
     try:
+        if os.path.islink(path):  # not ours to follow: a link is only unlinked
+            os.unlink(path)
+            return
+        if not os.path.lexists(path):
+            return
         if sys.version_info >= (3, 12):
             shutil.rmtree(path, onexc=make_writable)
         else:

@@ -470,9 +470,14 @@ def test_hostile_etc_entry_in_manifest_removes_nothing(stage: Stage) -> None:
 
 
 def test_manifest_of_the_older_script_is_taken_over(stage: Stage) -> None:
-    """A manifest listing names only (older script): its plugins update their etc files."""
+    """A manifest listing names only (older script): its plugins update their etc files,
+    and the copy it made (read-only folders kept from the mount) is replaced."""
     (stage.home / "plugins" / ".dropin-installed.json").write_text('["good"]')
     (stage.home / "etc" / "functions" / "hello.json").write_text('{"about": "old"}')
+    old_copy = stage.portable / "good" / "lib"
+    old_copy.mkdir(parents=True)
+    (old_copy / "old.py").write_text("")
+    old_copy.chmod(0o555)
     boot = stage.boot()
     assert_only_good_installed(stage, boot)
     assert stage.manifest() == {"good": {"etc": ["functions/hello.json"]}}
