@@ -28,6 +28,7 @@ from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
 from ekuiper._cli.scaffold import new_plugin
 from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
+from ekuiper._cli.wheels import WheelTarget, add_wheel_arguments, target_from_args
 from ekuiper.errors import PluginProcessError
 
 __all__ = ["main"]
@@ -138,7 +139,7 @@ def _run_symbol(host: Any, kind: str, args: argparse.Namespace) -> int:
 
 
 def _build_package(folder: str, output: str | None, python: str | None,
-                   include_hidden: bool = False) -> Path:
+                   include_hidden: bool = False, wheels: WheelTarget | None = None) -> Path:
     report = _validated(folder, python, include_hidden=include_hidden)
     if not report.ok:
         raise CliError(f"{report.name} is not valid; fix the errors above first")
@@ -147,7 +148,8 @@ def _build_package(folder: str, output: str | None, python: str | None,
         raise CliError(f"the zip must be named {report.name}.zip: eKuiper takes the plugin "
                        "name from it")
     try:
-        members = package_plugin(report.folder, report.descriptor, target, include_hidden)
+        members = package_plugin(report.folder, report.descriptor, target, include_hidden,
+                                 wheels, progress)
     except PackageError as exc:
         raise CliError(str(exc)) from None
     progress(f"packaged {len(members)} files into {target}")
@@ -156,8 +158,16 @@ def _build_package(folder: str, output: str | None, python: str | None,
     return target
 
 
+def _wheel_target(args: argparse.Namespace) -> WheelTarget | None:
+    try:
+        return target_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_package(args: argparse.Namespace) -> int:
-    print(_build_package(args.dir, args.output, args.python, args.include_hidden))
+    print(_build_package(args.dir, args.output, args.python, args.include_hidden,
+                         _wheel_target(args)))
     return 0
 
 
@@ -181,7 +191,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if source.is_dir():
             archive = _build_package(str(source), str(Path(tmp) / f"{source.resolve().name}.zip"),
-                                     args.python, args.include_hidden)
+                                     args.python, args.include_hidden, _wheel_target(args))
         elif source.suffix == ".zip" and source.is_file():
             archive = source.resolve()
         else:
@@ -317,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="the zip to write (default: ./<name>.zip)")
     with_python(p)
     with_hidden(p)
+    add_wheel_arguments(p)
     p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("install", help="install a plugin folder or zip on an eKuiper",
@@ -332,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_server(p)
     with_python(p)
     with_hidden(p)
+    add_wheel_arguments(p)
     p.set_defaults(func=cmd_install)
 
     for command, helptext, func in (("status", "show a plugin's state", cmd_status),

@@ -6,10 +6,14 @@ are where secrets live (``.env``, ``.netrc``, ``.pypirc``) and a plugin never ne
 run; `validate` names each one it leaves out, and ``include_hidden`` packs them anyway.
 A symlink whose target lies outside the folder is refused: packing it would copy a file
 from elsewhere on the machine into the zip.
+
+With a WheelTarget (``--bundle-wheels``) the wheels requirements.txt resolves to go into
+``wheels/`` and install.sh installs them with no index (see ekuiper._cli.wheels).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,10 +21,12 @@ import secrets
 import shlex
 import shutil
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ekuiper._cli.wheels import Bundle, WheelsError, WheelTarget, bundle_wheels, install_script
 
 __all__ = ["CONDA_ENV_RE", "LAUNCHER", "FileSelection", "PackageError", "conda_install_script",
            "package_plugin", "plugin_files", "requirements", "select_files"]
@@ -173,10 +179,12 @@ def _zip_info(arcname: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
-def _add_file(zf: zipfile.ZipFile, arcname: str, path: Path) -> None:
+def _add_file(zf: zipfile.ZipFile, arcname: str, path: Path, compress: bool = True) -> None:
     with path.open("rb") as src:
         st = os.fstat(src.fileno())
         info = _zip_info(arcname, st.st_mode & 0o777)
+        if not compress:
+            info.compress_type = zipfile.ZIP_STORED
         info.file_size = st.st_size  # lets zipfile pick zip64 up front for a huge file
         with zf.open(info, "w") as dst:
             shutil.copyfileobj(src, dst, _CHUNK)
@@ -198,8 +206,12 @@ def _open_temporary(output: Path) -> tuple[int, Path]:
 
 
 def _write_zip(output: Path, files: Iterable[tuple[str, Path]],
-               generated: Iterable[tuple[str, bytes, int]]) -> None:
+               generated: Iterable[tuple[str, bytes, int]],
+               stored: Iterable[tuple[str, Path]] = ()) -> None:
     """Write the zip to a temporary file and move it over ``output`` only when complete.
+
+    ``stored`` files go in uncompressed: wheels are zips already, deflating them again
+    costs time at both ends and saves next to nothing.
 
     On any error or KeyboardInterrupt the temporary file is removed and ``output`` is as
     it was before.
@@ -212,6 +224,8 @@ def _write_zip(output: Path, files: Iterable[tuple[str, Path]],
                     _add_file(zf, arcname, path)
                 for arcname, data, mode in generated:
                     zf.writestr(_zip_info(arcname, mode), data)
+                for arcname, path in stored:
+                    _add_file(zf, arcname, path, compress=False)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, output)
@@ -223,14 +237,39 @@ def _write_zip(output: Path, files: Iterable[tuple[str, Path]],
         raise
 
 
+def _refuse_bundling(name: str, folder: Path, descriptor: dict[str, Any],
+                     arcnames: Iterable[str]) -> None:
+    """PackageError where --bundle-wheels cannot do what it says for this folder."""
+    if (folder / "install.sh").exists():
+        raise PackageError(f"{name} has an install.sh of its own, and --bundle-wheels writes "
+                           "the one that installs the packed wheels: remove yours, or package "
+                           "without --bundle-wheels")
+    if descriptor.get("virtualEnvType") == "conda":
+        raise PackageError(f"{name}.json runs the plugin in a conda environment, which its "
+                           "install.sh fills from requirements.txt; --bundle-wheels installs "
+                           "into the plugin's own .deps/ instead: drop --bundle-wheels, or "
+                           '"virtualEnvType" and "env"')
+    own = sorted(a for a in arcnames if a.startswith("wheels/"))
+    if own:
+        raise PackageError(f"{name}/wheels/ holds files of its own ({own[0]}, ...), and "
+                           "--bundle-wheels packs the resolved wheels there: rename the folder")
+
+
 def package_plugin(folder: Path, descriptor: dict[str, Any], output: Path,
-                   include_hidden: bool = False) -> list[str]:
+                   include_hidden: bool = False, wheels: WheelTarget | None = None,
+                   progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Write the zip; returns its member names. Raises PackageError, never half a zip.
 
     Files keep their modes. With a requirements.txt and no install.sh of the plugin's
     own, an install.sh is generated: for conda descriptors it installs into the named
     environment; otherwise into .deps/, with a launcher as the executable. Large files are
     streamed, not read whole.
+
+    With ``wheels`` (and requirements), pip first downloads the wheels for each of its
+    platforms (blocking, in this thread; ``progress`` hears of each) and install.sh
+    installs them with no index; a missing wheel is a PackageError naming the package and
+    the platform. A plugin's own install.sh, a conda descriptor or a wheels/ folder of the
+    plugin's own are then PackageErrors too.
     """
     name, root = folder.name, folder.resolve()
     try:
@@ -246,27 +285,43 @@ def package_plugin(folder: Path, descriptor: dict[str, Any], output: Path,
         reqs = requirements(folder)
     except (OSError, UnicodeDecodeError) as exc:
         raise PackageError(f"cannot read {name}/requirements.txt: {exc}") from None
-    if reqs and not (folder / "install.sh").exists():
-        if descriptor.get("virtualEnvType") == "conda":
-            try:
-                script = conda_install_script(descriptor.get("env"))
-            except ValueError as exc:
-                raise PackageError(str(exc)) from None
-        else:
-            script = _INSTALL_PIP.format(launcher=LAUNCHER)
-            main = descriptor.get("executable")
-            if not isinstance(main, str):
-                raise PackageError(f'"executable" {main!r} in {name}.json is not a file name')
-            generated[LAUNCHER] = (_LAUNCHER_TEXT.format(main=main).encode(), 0o644)
-            descriptor = {**descriptor, "executable": LAUNCHER}
-            generated[f"{name}.json"] = (json.dumps(descriptor, indent=2).encode() + b"\n",
-                                         0o644)
-        generated["install.sh"] = (script.encode(), 0o755)
     files = [(path.relative_to(root).as_posix(), path) for path in selection.files]
-    files = [(arcname, path) for arcname, path in files if arcname not in generated]
-    extra = [(arcname, data, mode) for arcname, (data, mode) in sorted(generated.items())]
-    try:
-        _write_zip(output, files, extra)
-    except OSError as exc:
-        raise PackageError(f"cannot write {output}: {exc}") from None
-    return [arcname for arcname, _ in files] + [arcname for arcname, _, _ in extra]
+    target = wheels if reqs else None  # nothing to bundle without requirements
+    if target is not None:
+        _refuse_bundling(name, folder, descriptor, (arcname for arcname, _ in files))
+    with contextlib.ExitStack() as stack:
+        bundle = Bundle()
+        if target is not None:
+            try:
+                bundle = stack.enter_context(bundle_wheels(root, target, progress))
+            except WheelsError as exc:
+                raise PackageError(str(exc)) from None
+        if reqs and not (folder / "install.sh").exists():
+            if descriptor.get("virtualEnvType") == "conda":
+                try:
+                    script = conda_install_script(descriptor.get("env"))
+                except ValueError as exc:
+                    raise PackageError(str(exc)) from None
+            else:
+                if target is not None:
+                    script = install_script(target, LAUNCHER, bundle.shared)
+                else:
+                    script = _INSTALL_PIP.format(launcher=LAUNCHER)
+                main = descriptor.get("executable")
+                if not isinstance(main, str):
+                    raise PackageError(f'"executable" {main!r} in {name}.json is not a file '
+                                       "name")
+                generated[LAUNCHER] = (_LAUNCHER_TEXT.format(main=main).encode(), 0o644)
+                descriptor = {**descriptor, "executable": LAUNCHER}
+                generated[f"{name}.json"] = (json.dumps(descriptor, indent=2).encode() + b"\n",
+                                             0o644)
+            generated["install.sh"] = (script.encode(), 0o755)
+        generated.update((arcname, (data, 0o644)) for arcname, data in bundle.generated.items())
+        files = [(arcname, path) for arcname, path in files if arcname not in generated]
+        extra = [(arcname, data, mode) for arcname, (data, mode) in sorted(generated.items())]
+        try:
+            _write_zip(output, files, extra, bundle.files)
+        except OSError as exc:
+            raise PackageError(f"cannot write {output}: {exc}") from None
+    return ([arcname for arcname, _ in files] + [arcname for arcname, _, _ in extra]
+            + [arcname for arcname, _ in bundle.files])
