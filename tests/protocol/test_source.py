@@ -48,6 +48,12 @@ def test_open_exception_is_reported_to_ekuiper(testplug: ProtocolHost) -> None:
     assert source.frames(1)[0] == b"source error: open() raised RuntimeError: device unplugged"
 
 
+def test_open_exception_without_message_is_named_once(testplug: ProtocolHost) -> None:
+    """An exception with no message reaches eKuiper as its type alone, not 'X: X'."""
+    _, source = testplug.start_source("broken", config={"bare": True})
+    assert source.frames(1)[0] == b"source error: open() raised KeyError"
+
+
 def test_open_exception_is_logged_with_context(testplug: ProtocolHost) -> None:
     """The traceback of open() is logged with plugin, symbol and rule on the line."""
     _, source = testplug.start_source("broken", rule="rule7", op="op3")

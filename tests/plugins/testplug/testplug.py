@@ -101,9 +101,14 @@ class Threaded(Source):
 
 
 class Broken(Source):
-    """open() raises at once."""
+    """open() raises at once (conf ``bare``: an exception without a message)."""
+
+    def configure(self, datasource: str, conf: dict[str, Any]) -> None:
+        self.bare = bool(conf.get("bare"))
 
     def open(self, ctx: Context) -> None:
+        if self.bare:
+            raise KeyError
         raise RuntimeError("device unplugged")
 
     def close(self, ctx: Context) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 
 from ekuiper._protocol import Control
-from ekuiper._runtime.base import SymbolRuntime, call_bounded, describe_exception
+from ekuiper._runtime.base import (
+    SymbolRuntime,
+    call_bounded,
+    describe_exception,
+    exception_text,
+)
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, Transport
 from ekuiper.errors import ChannelClosedError
@@ -53,7 +58,7 @@ class SourceRuntime(SymbolRuntime):
             self.failure = exc
             self.logger.exception("open() raised; the source produces nothing until the "
                                   "rule restarts")
-            self._report(f"open() raised {type(exc).__name__}: {describe_exception(exc)}")
+            self._report(f"open() raised {exception_text(exc)}")
             return
         if not self.stopping:
             self.logger.debug("open() returned; the source stays attached until the rule stops")
