@@ -351,7 +351,10 @@ class Dropin:
 
     def run(self) -> None:
         layout = self.layout
-        layout.portable.mkdir(parents=True, exist_ok=True)
+        # kuiperd 2.4 panics at boot when a plugins/ kind folder is missing, as on an empty
+        # volume (Kubernetes never fills one from the image).
+        for kind in ("sources", "sinks", "functions", "portable", "wasm"):
+            (layout.home / "plugins" / kind).mkdir(parents=True, exist_ok=True)
         self.installed = self._read_manifest()
         try:
             self._clean_leftovers()

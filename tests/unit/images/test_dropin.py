@@ -567,3 +567,12 @@ def test_parse_manifest_keeps_only_safe_entries(text: str) -> None:
     for name, owned in entries.items():
         assert NAME_RE.match(name)
         assert owned is None or all(dropin.is_meta_path(rel) for rel in owned)
+
+
+def test_empty_plugins_volume_gets_the_folders_kuiperd_needs(stage: Stage) -> None:
+    """On an empty /kuiper/plugins (a fresh volume) every kind folder is made before boot."""
+    shutil.rmtree(stage.home / "plugins")
+    boot = stage.boot()
+    assert_only_good_installed(stage, boot)
+    assert sorted(p.name for p in (stage.home / "plugins").iterdir() if p.is_dir()) == [
+        "functions", "portable", "sinks", "sources", "wasm"]
