@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ekuiper._cli import main
 from ekuiper._cli.package import (
     CONDA_ENV_RE,
     LAUNCHER,
@@ -22,6 +23,8 @@ from ekuiper._cli.package import (
     package_plugin,
 )
 from ekuiper._cli.scaffold import new_plugin
+from ekuiper._cli.wheels import WheelTarget, parse_platform, parse_python_version
+from tests.unit.cli.wheelhouse import HOST_PY, make_wheel, offline_requirements
 
 
 @pytest.fixture
@@ -234,3 +237,90 @@ def test_conda_env_is_one_shell_word(env: str) -> None:
     [command] = [line for line in script.splitlines() if line.startswith("conda ")]
     assert shlex.split(command)[:4] == ["conda", "run", "-n", env]
     assert "\n" not in env and not env.startswith("-")
+
+
+# -- --bundle-wheels ------------------------------------------------------------------------
+
+def _one_machine() -> WheelTarget:
+    return WheelTarget(parse_python_version(HOST_PY), (parse_platform(os.uname().machine),))
+
+
+def _offline_plugin(plugin: Path, tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    make_wheel(house, "purelib")
+    offline_requirements(plugin, house, "purelib")
+
+
+def test_bundled_wheels_are_stored_uncompressed(plugin: Path, tmp_path: Path) -> None:
+    """Wheels are zips already: they go in stored, the plugin's own files deflated."""
+    _offline_plugin(plugin, tmp_path)
+    out = tmp_path / "zp.zip"
+    package_plugin(plugin, _descriptor(plugin), out, wheels=_one_machine())
+    zf = zipfile.ZipFile(out)
+    assert zf.getinfo("wheels/any/purelib-1.0-py3-none-any.whl").compress_type == \
+        zipfile.ZIP_STORED
+    assert zf.getinfo("symbols.py").compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_bundling_reports_each_download(plugin: Path, tmp_path: Path) -> None:
+    """progress hears of the download for each platform, naming Python and machine."""
+    _offline_plugin(plugin, tmp_path)
+    heard: list[str] = []
+    package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip", wheels=_one_machine(),
+                   progress=heard.append)
+    assert heard == [f"downloading wheels for CPython {HOST_PY} on {os.uname().machine} "
+                     "(manylinux, glibc 2.36 or older)"]
+
+
+def test_bundling_without_requirements_packs_no_wheels(plugin: Path, tmp_path: Path) -> None:
+    """The scaffold's comment-only requirements: no wheels/, no install.sh, pip not run."""
+    heard: list[str] = []
+    names = package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip",
+                           wheels=_one_machine(), progress=heard.append)
+    assert heard == [] and "install.sh" not in names
+    assert not [n for n in names if n.startswith("wheels/")]
+
+
+def test_bundling_refuses_a_conda_descriptor(plugin: Path, tmp_path: Path) -> None:
+    """A conda descriptor installs into its env: --bundle-wheels says to drop one or other."""
+    (plugin / "requirements.txt").write_text("six\n")
+    descriptor = {**_descriptor(plugin), "virtualEnvType": "conda", "env": "ml"}
+    with pytest.raises(PackageError, match="runs the plugin in a conda environment"):
+        package_plugin(plugin, descriptor, tmp_path / "zp.zip", wheels=_one_machine())
+    assert not (tmp_path / "zp.zip").exists()
+
+
+def test_bundling_refuses_the_plugins_own_install_script(plugin: Path, tmp_path: Path) -> None:
+    """An install.sh of the plugin's own would not install the packed wheels: refused."""
+    (plugin / "requirements.txt").write_text("six\n")
+    (plugin / "install.sh").write_text("echo mine\n")
+    with pytest.raises(PackageError, match=r"has an install\.sh of its own"):
+        package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip", wheels=_one_machine())
+
+
+def test_bundling_refuses_the_plugins_own_wheels_folder(plugin: Path, tmp_path: Path) -> None:
+    """A wheels/ folder in the plugin would mix with the packed one: refused, named."""
+    (plugin / "requirements.txt").write_text("six\n")
+    (plugin / "wheels").mkdir()
+    (plugin / "wheels" / "mine.whl").write_bytes(b"")
+    with pytest.raises(PackageError, match=r"zp/wheels/ holds files of its own \(wheels/mine"):
+        package_plugin(plugin, _descriptor(plugin), tmp_path / "zp.zip", wheels=_one_machine())
+
+
+def test_package_command_bundles_wheels(plugin: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ekuiper-plugin package --bundle-wheels --platform M --python-version X.Y` packs them."""
+    _offline_plugin(plugin, tmp_path)
+    out = tmp_path / "zp.zip"
+    assert main(["package", str(plugin), "-o", str(out), "--bundle-wheels", "--platform",
+                 os.uname().machine, "--python-version", HOST_PY]) == 0
+    names = zipfile.ZipFile(out).namelist()
+    assert f"wheels/{os.uname().machine}/pins.txt" in names
+    assert "wheels/any/purelib-1.0-py3-none-any.whl" in names
+
+
+def test_package_command_refuses_platform_alone(plugin: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--platform without --bundle-wheels exits 1 saying to add it."""
+    assert main(["package", str(plugin), "--platform", "x86_64"]) == 1
+    assert "add --bundle-wheels" in capsys.readouterr().err
