@@ -811,6 +811,29 @@ def test_pull_backs_off_while_out_of_descriptors(path: str,
     pull.close()
 
 
+def test_dial_waits_while_out_of_descriptors(path: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMFILE making the dialling socket is waited out like a listener not there yet."""
+    real = socket.socket
+    failures = [3]
+
+    def exhausted(*args: object, **kwargs: object) -> socket.socket:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pynng.Pull0(recv_timeout=5000) as pull:
+        pull.listen(url(path))
+        monkeypatch.setattr(_sp.socket, "socket", exhausted)
+        push = PushDialer(path, url(path), 1000, interval_s=0.01)
+        monkeypatch.undo()
+        push.send(b"through")
+        assert pull.recv() == b"through"
+        push.close()
+    assert failures == [0]
+
+
 # -- socket paths (issue point 5) ---------------------------------------------------------
 
 

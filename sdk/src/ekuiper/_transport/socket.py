@@ -61,8 +61,8 @@ _QUIET_S = 1.0
 # Connections in their handshake at once; past this the oldest is dropped (a real
 # peer's handshake takes microseconds, so only a flood of silent ones is hit).
 _MAX_HANDSHAKES = 32
-# Accept errors that mean "no descriptors or memory now": wait, then try again.
-_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Errors that mean "no descriptors or memory now": wait, then try again.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BACKOFF_MIN_S = 0.1
 _ACCEPT_BACKOFF_MAX_S = 1.0
 _SOCKET_MODE = 0o600
@@ -234,6 +234,9 @@ class _Stream(_Guarded):
                 last = exc
                 continue
             except OSError as exc:
+                if exc.errno in _EXHAUSTED:  # no descriptor for a socket yet: wait
+                    last = exc
+                    continue
                 raise ChannelConnectError(f"cannot connect to {self.url}: "
                                           f"{exc.strerror or exc}") from None
             self._refusal_logged = False
@@ -638,7 +641,7 @@ class PullListener(_Guarded):
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno in _ACCEPT_EXHAUSTED:
+            if exc.errno in _EXHAUSTED:
                 self._pause_accepting(exc)
             return  # e.g. ECONNABORTED: that dialer gave up already
         self._accept_backoff = 0.0

@@ -162,6 +162,7 @@ class FrameDecoder:
         size = len(buf)
         pos = 0
         head = FRAME_HEAD.unpack_from
+        append = self.frames.append
         cap = self.max_frame
         try:
             while size - pos >= 9:
@@ -171,7 +172,7 @@ class FrameDecoder:
                 end = pos + 9 + length
                 if end > size:
                     break
-                self.frames.append(bytes(buf[pos + 9:end]))
+                append(bytes(buf[pos + 9:end]))
                 pos = end
         finally:
             if pos:
