@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
+from ekuiper import _encoding
 from ekuiper.errors import ProtocolError
 
 __all__ = [
@@ -225,59 +226,30 @@ def control_error_reply(message: str) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def _json_default(value: Any) -> Any:
-    # bytes-like values travel as text when they are text; anything else is a user error.
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        try:
-            return bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            raise TypeError("bytes that are not UTF-8 cannot be sent as JSON; "
-                            "encode them (e.g. base64) first") from None
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# One encoder for every frame: json.dumps() with options builds a new one per call, which
-# was a tenth of a source's per-row cost.
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                           default=_json_default).encode
-
-
 def dumps(value: Any) -> bytes:
-    """Encode a value as eKuiper expects JSON: UTF-8, no NaN/Infinity literals.
-
-    Go's encoding/json rejects NaN and Infinity, so they are refused here with a clear
-    error instead of reaching eKuiper as an undecodable frame.
-    """
-    try:
-        text = _encode(value)
-    except RecursionError:
-        raise ValueError("value is nested too deeply to be sent as JSON") from None
-    except ValueError as exc:
-        if "Out of range float" in str(exc):
-            raise ValueError(
-                "NaN and Infinity cannot be sent to eKuiper (JSON has no such numbers); "
-                "replace them with None or a finite value"
-            ) from None
-        raise
-    return text.encode("utf-8")
+    """Encode a value as eKuiper expects JSON (UTF-8, no NaN/Infinity): see _encoding."""
+    return _encoding.encode(value)
 
 
 def encode_source_frame(message: Mapping[str, Any], meta: Mapping[str, Any] | None) -> bytes:
     """Encode one row for the source channel.
 
-    Raises TypeError for a message that is not a mapping (eKuiper rejects arrays and
-    scalars) and ValueError/TypeError for values JSON cannot carry.
+    A NamedTuple or dataclass instance is a row too (an object of its fields). Raises
+    TypeError for any other message that is not a mapping (eKuiper rejects arrays and
+    scalars) and ValueError/TypeError for values JSON cannot carry (see _encoding).
     """
     # `type() is dict` first: an ABC isinstance check costs more than the rest of the call.
     if type(message) is not dict and not isinstance(message, Mapping):
-        raise TypeError(
-            f"emit() takes a dict (one row) or a list of dicts, got {type(message).__name__}"
-        )
+        record = _encoding.as_record(message)
+        if record is None:
+            raise TypeError(
+                f"emit() takes a dict (one row) or a list of dicts, got {type(message).__name__}"
+            )
+        message = record
     if meta is not None and type(meta) is not dict and not isinstance(meta, Mapping):
         raise TypeError(f"emit() meta must be a dict or None, got {type(meta).__name__}")
-    return dumps({"message": message, "meta": meta})
+    # An empty meta is the one null the frame is known to hold (see _encoding.encode).
+    return _encoding.encode({"message": message, "meta": meta}, 1 if meta is None else 0)
 
 
 def encode_source_error_frame(text: str) -> bytes:
@@ -295,7 +267,7 @@ def encode_ack_error(text: str) -> bytes:
     """Encode a negative sink ack; eKuiper raises it as an IO error on the sink."""
     # Exception texts may hold lone surrogates, which strict UTF-8 cannot encode.
     clean = text.encode("utf-8", "replace").decode("utf-8")
-    return dumps({"error": clean or "sink reported an error without a message"})
+    return _encoding.encode({"error": clean or "sink reported an error without a message"})
 
 
 def decode_sink_rows(raw: bytes) -> list[dict[str, Any]]:
@@ -362,10 +334,10 @@ def parse_func_request(raw: bytes) -> FuncRequest:
 def encode_func_reply(state: bool, result: Any) -> bytes:
     """Encode a function reply; a result JSON cannot carry becomes an error reply."""
     try:
-        return dumps({"state": state, "result": result})
+        return _encoding.encode({"state": state, "result": result})
     except (TypeError, ValueError) as exc:
         message = f"function result cannot be sent to eKuiper: {exc}"
-        return dumps({"state": False, "result": message})
+        return _encoding.encode({"state": False, "result": message})
 
 
 def parse_plugin_args(argv: list[str]) -> PluginArgs:

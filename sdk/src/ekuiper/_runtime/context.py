@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
-from ekuiper import _protocol
+from ekuiper import _encoding, _protocol
 from ekuiper._protocol import Meta
 from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.context import Context
@@ -74,7 +74,9 @@ class SymbolContext(Context):
         if self._emitter is None:
             raise TypeError(f"emit() is for sources; {self._kind} {self._symbol!r} cannot emit")
         frames: Sequence[bytes]
-        if type(message) is dict or isinstance(message, Mapping):
+        if type(message) is dict or isinstance(message, Mapping) \
+                or _encoding.as_record(message) is not None:
+            # A NamedTuple or dataclass instance is one row, not a list of them.
             frames = (_protocol.encode_source_frame(message, meta),)
         elif isinstance(message, (list, tuple)):
             # eKuiper rejects a JSON array frame: each row travels on its own.
