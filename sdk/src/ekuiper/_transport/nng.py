@@ -78,7 +78,10 @@ class NngChannel:
 
 def _peer_check(nng: Any, url: str) -> Callable[[Any], None]:
     """A pre-connect callback that closes a pipe whose peer runs as another user."""
-    own_uid = os.getuid()
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: nng's IPC is a named pipe, with no uid to compare
+        return lambda pipe: None
+    own_uid = getuid()
 
     def check(pipe: Any) -> None:
         uid = nng.ffi.new("uint64_t *")
@@ -134,8 +137,9 @@ def _start_private_listener(nng: Any, sock: Any, url: str) -> None:
     listener = ffi.new("nng_listener *")
     nng.check_err(lib.nng_listener_create(listener, sock.socket, url.encode()))
     try:
-        nng.check_err(lib.nng_listener_set_int(listener[0], b"ipc:permissions",
-                                               _SOCKET_MODE))
+        err = lib.nng_listener_set_int(listener[0], b"ipc:permissions", _SOCKET_MODE)
+        if err != lib.NNG_ENOTSUP:  # Windows: a named pipe has no file mode
+            nng.check_err(err)
         nng.check_err(lib.nng_listener_start(listener[0], 0))
     except Exception:
         lib.nng_listener_close(listener[0])
