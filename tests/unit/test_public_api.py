@@ -42,6 +42,13 @@ def test_all_exports_the_official_names() -> None:
         set(ekuiper.__all__)
 
 
+def test_to_bytes_is_public() -> None:
+    """ekuiper.to_bytes, the helper for binary payloads, is exported and takes one value."""
+    assert "to_bytes" in ekuiper.__all__
+    assert list(inspect.signature(ekuiper.to_bytes).parameters) == ["value"]
+    assert ekuiper.to_bytes("AAE=") == b"\x00\x01"
+
+
 def test_plugin_start_exists() -> None:
     """plugin.start is a function taking one PluginConfig argument."""
     assert inspect.isfunction(plugin.start)

@@ -5,8 +5,12 @@ A plugin's main program::
     from ekuiper import plugin, PluginConfig
     plugin.start(PluginConfig("pysam", {"pyjson": PyJson}, {"print": PrintSink},
                               {"revert": RevertFunc}))
+
+``to_bytes(value)`` gets the bytes of a binary payload (a stream with ``FORMAT="binary"``)
+back from what eKuiper hands a function or sink: base64 text, or raw bytes.
 """
 
+from ekuiper._encoding import to_bytes
 from ekuiper.context import Context
 from ekuiper.errors import ChannelClosedError, EkuiperError
 from ekuiper.function import Function
@@ -25,6 +29,7 @@ __all__ = [
     "Source",
     "__version__",
     "plugin",
+    "to_bytes",
 ]
 
 __version__ = "0.1.0"
