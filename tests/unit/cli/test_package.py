@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shlex
 import stat
 import tracemalloc
@@ -20,6 +21,7 @@ from ekuiper._cli.package import (
     LAUNCHER,
     PackageError,
     conda_install_script,
+    folder_entries,
     package_plugin,
 )
 from ekuiper._cli.scaffold import new_plugin
@@ -324,3 +326,38 @@ def test_package_command_refuses_platform_alone(plugin: Path,
     """--platform without --bundle-wheels exits 1 saying to add it."""
     assert main(["package", str(plugin), "--platform", "x86_64"]) == 1
     assert "add --bundle-wheels" in capsys.readouterr().err
+
+
+# -- folders eKuiper's installer must find made ------------------------------------------
+
+def _unzip_as_ekuiper_2_4(names: list[str]) -> None:
+    """eKuiper 2.4's REST install, in order: a folder entry or a file's own folder is made
+    only inside a folder that exists (one level, not all the way); else the install fails."""
+    made = {""}
+    for name in names:
+        folder = name.rstrip("/") if name.endswith("/") else posixpath.dirname(name)
+        if folder not in made:
+            if posixpath.dirname(folder) not in made:
+                raise AssertionError(f"mkdir {folder}: no such file or directory")
+            made.add(folder)
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "c.py"]), min_size=1, max_size=4)
+                .map("/".join), max_size=12))
+def test_folder_entries_let_ekuiper_unzip_any_tree(files: list[str]) -> None:
+    """With folder_entries first, any set of paths unzips under eKuiper 2.4's rule."""
+    _unzip_as_ekuiper_2_4([*folder_entries(files), *files])
+
+
+def test_files_one_folder_deep_need_no_folder_entry() -> None:
+    """sources/x.yaml and the like: no entries (the zips of flat plugins are unchanged)."""
+    assert folder_entries(["zp.py", "sources/src.yaml", "functions/fn.json"]) == []
+
+
+def test_nested_plugin_package_gets_folder_entries(plugin: Path, tmp_path: Path) -> None:
+    """A package inside the plugin (lib/sub/mod.py): lib/ comes before its files."""
+    (plugin / "lib" / "sub").mkdir(parents=True)
+    (plugin / "lib" / "sub" / "mod.py").write_text("X = 1\n")
+    names = _zip(plugin, tmp_path).namelist()
+    assert names[0] == "lib/" and "lib/sub/mod.py" in names
+    _unzip_as_ekuiper_2_4(names)

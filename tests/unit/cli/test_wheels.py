@@ -247,7 +247,8 @@ def test_wheels_are_packed_per_machine(plugin: Path, tmp_path: Path) -> None:
     offline_requirements(plugin, house, "fastlib")
     zf = _package(plugin, tmp_path / "wp.zip", WheelTarget((3, 11), BOTH))
     wheels = sorted(n for n in zf.namelist() if n.startswith("wheels/"))
-    assert wheels == ["wheels/aarch64/fastlib-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+    assert wheels == ["wheels/",
+                      "wheels/aarch64/fastlib-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
                       "wheels/aarch64/pins.txt",
                       "wheels/any/purelib-1.0-py3-none-any.whl",
                       "wheels/x86_64/fastlib-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",

@@ -29,7 +29,7 @@ from typing import Any
 from ekuiper._cli.wheels import Bundle, WheelsError, WheelTarget, bundle_wheels, install_script
 
 __all__ = ["CONDA_ENV_RE", "LAUNCHER", "FileSelection", "PackageError", "conda_install_script",
-           "package_plugin", "plugin_files", "requirements", "select_files"]
+           "folder_entries", "package_plugin", "plugin_files", "requirements", "select_files"]
 
 # Never shipped, and never worth a warning: caches, local environments, tests, VCS data.
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", "venv", ".deps", "tests", ".pytest_cache",
@@ -179,6 +179,28 @@ def _zip_info(arcname: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
+def folder_entries(arcnames: Iterable[str]) -> list[str]:
+    """The folders to put into the zip as entries of their own, parents first.
+
+    eKuiper 2.4's REST install creates only the folder a file is in, and only when that
+    folder's parent exists already: a file two folders deep (``wheels/x86_64/a.whl``,
+    ``pkg/sub/mod.py``) fails the install unless an entry made its outer folders before.
+    So every folder that holds a folder gets an entry; files one folder deep need none
+    (and their zips stay as they were).
+    """
+    needed: set[str] = set()
+    for name in arcnames:
+        parts = name.split("/")[:-1]
+        needed.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts)))
+    return sorted(needed, key=lambda folder: (folder.count("/"), folder))
+
+
+def _folder_info(arcname: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = ((0o040000 | 0o755) << 16) | 0x10  # 0x10: MS-DOS directory flag
+    return info
+
+
 def _add_file(zf: zipfile.ZipFile, arcname: str, path: Path, compress: bool = True) -> None:
     with path.open("rb") as src:
         st = os.fstat(src.fileno())
@@ -210,16 +232,23 @@ def _write_zip(output: Path, files: Iterable[tuple[str, Path]],
                stored: Iterable[tuple[str, Path]] = ()) -> None:
     """Write the zip to a temporary file and move it over ``output`` only when complete.
 
+    Entries for the folders :func:`folder_entries` names come first.
+
     ``stored`` files go in uncompressed: wheels are zips already, deflating them again
     costs time at both ends and saves next to nothing.
 
     On any error or KeyboardInterrupt the temporary file is removed and ``output`` is as
     it was before.
     """
+    files, generated, stored = list(files), list(generated), list(stored)
+    folders = folder_entries([a for a, _ in files] + [a for a, _, _ in generated]
+                             + [a for a, _ in stored])
     fd, temp = _open_temporary(output)
     try:
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w") as zf:
+                for folder in folders:
+                    zf.writestr(_folder_info(folder), b"")
                 for arcname, path in files:
                     _add_file(zf, arcname, path)
                 for arcname, data, mode in generated:
