@@ -53,8 +53,8 @@ def test_installed_packages_are_the_locked_ones(docker_stack: DockerKuiperd) -> 
          "--exclude", "setuptools"])
     assert code == 0, out
     installed = {p["name"].lower(): p["version"] for p in json.loads(out)}
-    assert installed == {"cffi": "2.1.1", "pycparser": "3.12", "pynng": "0.9.0",
-                         "sniffio": "1.3.1", "ekuiper-plugin-sdk": "0.1.0"}
+    assert installed == {"cffi": "2.1.1", "orjson": "3.13.0", "pycparser": "3.12",
+                         "pynng": "0.9.0", "sniffio": "1.3.1", "ekuiper-plugin-sdk": "0.1.0"}
 
 
 def test_demo_rule_prints_reversed_strings(docker_stack: DockerKuiperd) -> None:
