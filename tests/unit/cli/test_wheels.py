@@ -147,6 +147,14 @@ def test_platform_without_bundle_wheels_is_refused() -> None:
         target_from_args(_args("--platform", "x86_64"))
 
 
+def test_bad_platform_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--platform win_amd64 exits 2 at parse time, with the accepted forms."""
+    with pytest.raises(SystemExit) as info:
+        _args("--bundle-wheels", "--platform", "win_amd64")
+    assert info.value.code == 2
+    assert "unknown platform 'win_amd64'" in capsys.readouterr().err
+
+
 # -- wheels, layout, pins ------------------------------------------------------------------
 
 def test_wheel_name_is_read() -> None:
@@ -430,3 +438,4 @@ def test_install_script_is_posix_sh() -> None:
         script = install_script(DEFAULT_TARGET, LAUNCHER, shared)
         assert subprocess.run(["/bin/sh", "-n"], input=script, text=True).returncode == 0
         assert ("--find-links wheels/any" in script) == shared
+

@@ -151,6 +151,16 @@ def platform_tags(platform: Platform) -> list[str]:
 
 # -- the command line ---------------------------------------------------------------------
 
+def _argument(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """``parse`` as an argparse type: a bad value is a usage error (exit 2) with our text."""
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
 def add_wheel_arguments(parser: argparse.ArgumentParser) -> None:
     """The --bundle-wheels options of `package` and `install`."""
     parser.add_argument(
@@ -159,26 +169,27 @@ def add_wheel_arguments(parser: argparse.ArgumentParser) -> None:
              "no network (install.sh installs them with pip --no-index)")
     parser.add_argument(
         "--platform", action="append", metavar="P", dest="wheel_platforms",
+        type=_argument(parse_platform),
         help="with --bundle-wheels: a target machine (x86_64, aarch64, ...) or manylinux tag "
              "(manylinux_2_28_aarch64: glibc 2.28); repeatable; default x86_64 and aarch64 "
              "with glibc 2.36, as the image")
     parser.add_argument(
         "--python-version", metavar="X.Y", dest="wheel_python",
+        type=_argument(parse_python_version),
         help="with --bundle-wheels: the target CPython (default 3.11, as the image)")
 
 
 def target_from_args(args: argparse.Namespace) -> WheelTarget | None:
     """The WheelTarget the options ask for, None without --bundle-wheels; ValueError."""
-    platforms: list[str] | None = args.wheel_platforms
-    python: str | None = args.wheel_python
+    platforms: list[Platform] | None = args.wheel_platforms
+    python: tuple[int, int] | None = args.wheel_python
     if not args.bundle_wheels:
         if platforms or python:
             raise ValueError("--platform and --python-version choose the wheels that "
                              "--bundle-wheels packs: add --bundle-wheels")
         return None
-    return WheelTarget(
-        parse_python_version(python) if python else DEFAULT_PYTHON,
-        tuple(parse_platform(p) for p in platforms) if platforms else DEFAULT_TARGET.platforms)
+    return WheelTarget(python or DEFAULT_PYTHON,
+                       tuple(platforms) if platforms else DEFAULT_TARGET.platforms)
 
 
 # -- wheels and what install.sh installs ---------------------------------------------------
