@@ -15,7 +15,22 @@ so every variant pushes into the same fast reader. VARIANT is one of
 - ``raw_socket``: ``socket.send`` of one pre-encoded SP frame: the floor for Python;
 - ``sdk_encode``: this SDK's frame encoding alone (``encode_source_frame``), no socket.
 
+The emit cases of values plugin code produces (a row with a 100-float numpy array,
+``NUMPY_ROW``), on the SDK's real path (``SymbolContext.emit``, socket transport):
+
+- ``sdk_numpy``: emit the row with its numpy array, the encoder the SDK picks (orjson when
+  the ``fast`` extra is installed);
+- ``sdk_numpy_json``: the baseline: the standard library's encoder
+  (``_encoding.use("json")``) and the array made a list first (``.tolist()`` per emit);
+- ``sdk_json``: ``ROW`` with the standard library's encoder, against ``sdk``'s choice;
+- ``encode_numpy`` / ``encode_numpy_json``: the same two encodings alone, no socket.
+
 Each variant emits the same row for a 0.3 s warm-up, then counts emits over SECONDS.
+
+    python -m bench.micro compare [SECONDS] [REPS]
+
+runs the emit cases (and ``sdk``, ``sdk_encode``) REPS times each, alternating, with the
+drain the harness uses, and prints the rates and the ratios to their baselines as JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import time
 from typing import Any, Callable
 
 ROW: dict[str, Any] = {"name": "benchmark", "value": 42}
+NUMPY_FLOATS = 100
 WARMUP_S = 0.3
 BATCH = 200
 # (emit one row, send raw bytes on the same socket, close)
@@ -56,7 +72,15 @@ def rule_of(url: str) -> str:
     return name[: -len("_op_0.ipc")]
 
 
-def sdk_step(url: str, transport_name: str = "socket") -> Step:
+def numpy_array() -> Any:
+    import numpy as np
+
+    return np.random.default_rng(42).random(NUMPY_FLOATS)
+
+
+def sdk_step(url: str, transport_name: str = "socket",
+             make_row: Callable[[], Any] | None = None) -> Step:
+    """``make_row`` builds the row of each emit (default: ``ROW`` itself)."""
     import logging
     import os
 
@@ -71,7 +95,51 @@ def sdk_step(url: str, transport_name: str = "socket") -> Step:
     ctx = SymbolContext("source", "micro", meta, logging.getLogger("bench.micro"))
     ctx.attach_emitter(channel)
     emit = ctx.emit
-    return (lambda: emit(ROW, None)), channel.send, channel.close
+    if make_row is None:
+        return (lambda: emit(ROW, None)), channel.send, channel.close
+    return (lambda: emit(make_row(), None)), channel.send, channel.close
+
+
+def _use(encoder: str) -> None:
+    from ekuiper import _encoding
+
+    _encoding.use(encoder)
+
+
+def sdk_numpy_step(url: str) -> Step:
+    """The numpy row as it is, with the encoder the SDK picks."""
+    row = {"name": "benchmark", "values": numpy_array()}
+    return sdk_step(url, make_row=lambda: row)
+
+
+def sdk_numpy_json_step(url: str) -> Step:
+    """The baseline: the same row made JSON-ready by hand, the standard library encoding."""
+    _use("json")
+    values = numpy_array()
+    return sdk_step(url, make_row=lambda: {"name": "benchmark", "values": values.tolist()})
+
+
+def sdk_json_step(url: str) -> Step:
+    _use("json")
+    return sdk_step(url)
+
+
+def encode_numpy_step(url: str) -> Step:
+    from ekuiper._protocol import encode_source_frame
+
+    row = {"name": "benchmark", "values": numpy_array()}
+    return (lambda: encode_source_frame(row, None)), (lambda _: None), (lambda: None)
+
+
+def encode_numpy_json_step(url: str) -> Step:
+    values = numpy_array()
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+    def encode() -> bytes:
+        frame = {"message": {"name": "benchmark", "values": values.tolist()}, "meta": None}
+        return encoder.encode(frame).encode("utf-8")
+
+    return encode, (lambda _: None), (lambda: None)
 
 
 def official_step(url: str) -> Step:
@@ -124,10 +192,42 @@ def encode_step(url: str) -> Step:
 
 VARIANTS = {"sdk": sdk_step, "sdk_pynng": lambda url: sdk_step(url, "pynng"),
             "official": official_step, "raw": raw_step, "raw_socket": raw_socket_step,
-            "sdk_encode": encode_step}
+            "sdk_encode": encode_step, "sdk_numpy": sdk_numpy_step,
+            "sdk_numpy_json": sdk_numpy_json_step, "sdk_json": sdk_json_step,
+            "encode_numpy": encode_numpy_step, "encode_numpy_json": encode_numpy_json_step}
+# (case, baseline) pairs `compare` reports as ratios of emits/s.
+COMPARE = (("sdk_numpy", "sdk_numpy_json"), ("encode_numpy", "encode_numpy_json"),
+           ("sdk", "sdk_json"))
+
+
+def compare(seconds: float, reps: int) -> dict[str, Any]:
+    """Every case of COMPARE, REPS times, alternating; medians and paired ratios."""
+    from pathlib import Path
+    from statistics import median
+
+    from bench.run import micro_once
+
+    python = Path(sys.executable)
+    names = [name for pair in COMPARE for name in pair]
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(reps):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:
+            rates[name].append(micro_once(name, python, seconds))
+    ratios = {f"{case} / {base}": {"median": median(rates[case]) / median(rates[base]),
+                                   "paired": [a / b for a, b in zip(rates[case], rates[base])]}
+              for case, base in COMPARE}
+    return {"seconds": seconds, "reps": reps,
+            "rates": {n: {"median": median(r), "us_per_emit": 1e6 / median(r), "all": r}
+                      for n, r in rates.items()},
+            "ratios": ratios}
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "compare":
+        seconds = float(argv[1]) if len(argv) > 1 else 2.0
+        reps = int(argv[2]) if len(argv) > 2 else 5
+        print(json.dumps(compare(seconds, reps), indent=2))
+        return 0
     variant, url, seconds = argv[0], argv[1], float(argv[2])
     step, send, close = VARIANTS[variant](url)
     count, elapsed = timed(step, seconds)
