@@ -154,9 +154,9 @@ class _Guarded:
     def _leave(self) -> None:
         with self._lock:
             self._users -= 1
-            release = self.closed and not self._users
-        if release:
-            self._release()
+            if not self.closed or self._users:
+                return
+        self._release()
 
     def close(self) -> None:
         """Close the channel; a thread blocked in it raises ChannelClosedError."""
