@@ -3,7 +3,7 @@
 # from, for machines that cannot pull (CI here). A user with a registry does not need this.
 #
 #   PYTHON_IMAGE   ekuiper-sdk-local/python:3.11-bookworm[-<arch>]
-#                  Debian bookworm (debootstrap minbase) with python3 and python3-venv
+#                  Debian bookworm (debootstrap minbase) with python3, python3-venv, libatomic1
 #   EKUIPER_IMAGE  ekuiper-sdk-local/ekuiper:<version>-slim[-<arch>]
 #                  that base plus /kuiper laid out as in lfedge/ekuiper:<version>-slim,
 #                  around the kuiperd built by scripts/kuiperd.sh
@@ -39,7 +39,8 @@ if ! docker image inspect "$python_image" >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || { log "debootstrap needs root: run 'sudo make local-bases' once (the result is cached), then make image again"; exit 1; }
     work="$(mktemp -d)"
     log "debootstrap bookworm $deb_arch (minbase + python3) into $work"
-    debootstrap --arch="$deb_arch" --variant=minbase --include=python3,python3-venv bookworm "$work/root" >&2
+    # libatomic1: pynng's aarch64 wheel links it.
+    debootstrap --arch="$deb_arch" --variant=minbase --include=python3,python3-venv,libatomic1 bookworm "$work/root" >&2
     rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
     mkdir -p "$cache"
     tar -C "$work/root" -cf "$rootfs.tmp" .
@@ -50,6 +51,10 @@ if ! docker image inspect "$python_image" >/dev/null 2>&1; then
   docker import --platform "$platform" \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'CMD ["/bin/bash"]' "$rootfs" "$python_image" >/dev/null
+fi
+# `docker import` records the engine's architecture without experimental features.
+if [ "$(docker image inspect -f '{{.Architecture}}' "$python_image")" != "$go_arch" ]; then
+  python3 scripts/image-arch.py "$python_image" "$go_arch"
 fi
 
 if ! docker image inspect "$ekuiper_image" >/dev/null 2>&1; then
