@@ -130,9 +130,9 @@ class _Guarded:
     """Descriptors shared by the owner's thread and ``close`` from any other thread.
 
     The owner brackets each use with ``_enter``/``_leave``; ``close`` only wakes it
-    (``_wake``, under the lock) and whoever is last out frees the descriptors
-    (``_release``, exactly once), so no thread ever uses a descriptor number that was
-    closed and reused meanwhile.
+    (``_wake``) and whoever is last out frees the descriptors (``_release``, exactly
+    once), so no thread ever uses a descriptor number that was closed and reused
+    meanwhile. Both run with the lock held and must not block.
     """
 
     url: str
@@ -154,9 +154,8 @@ class _Guarded:
     def _leave(self) -> None:
         with self._lock:
             self._users -= 1
-            if not self.closed or self._users:
-                return
-        self._release()
+            if self.closed and not self._users:
+                self._release()
 
     def close(self) -> None:
         """Close the channel; a thread blocked in it raises ChannelClosedError."""
@@ -165,9 +164,8 @@ class _Guarded:
                 return
             self.closed = True
             self._wake()
-            release = not self._users
-        if release:
-            self._release()
+            if not self._users:
+                self._release()
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -388,8 +386,7 @@ class _Stream(_Guarded):
                 pass
 
     def _release(self) -> None:
-        with self._lock:
-            self._close_socket()
+        self._close_socket()
 
 
 class PushDialer:
