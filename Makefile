@@ -47,7 +47,7 @@ venv: $(BIN)/.installed ## Create .venv with the SDK (editable) and dev tools
 
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(BIN)/ruff check sdk/src tests plugins images
+	$(BIN)/ruff check sdk/src tests plugins images examples bench scripts
 	cd sdk && ../$(BIN)/mypy
 
 .PHONY: kuiperd

@@ -35,9 +35,9 @@ def main(image: str, arch: str) -> int:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as target:
         for member in source.getmembers():
-            if member.name in ("manifest.json", "repositories") or member.name.endswith(".json") \
-                    and "/" not in member.name:
-                continue  # the old config and index are replaced below
+            top_level_json = member.name.endswith(".json") and "/" not in member.name
+            if member.name == "repositories" or top_level_json:
+                continue  # the old config and manifest are replaced below
             target.addfile(member, source.extractfile(member) if member.isfile() else None)
         for name, data in ((config_name, config_bytes),
                            ("manifest.json", json.dumps([manifest]).encode())):

@@ -140,3 +140,11 @@ def test_relative_stored_path_is_refused() -> None:
     """A relative upload path cannot make a file:// URL: the error says how to fix it."""
     with pytest.raises(RestError, match="absolute KuiperBaseKey"):
         server_file_url("data/uploads/a.zip")
+
+
+def test_packaging_flags_with_a_zip_are_refused(fake: FakeServer, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--bundle-wheels on an already made zip says to give the folder; nothing is sent."""
+    assert _install(fake, str(_zip(tmp_path)), "--bundle-wheels") == 1
+    assert "--bundle-wheels shape the zip made from a plugin folder" in capsys.readouterr().err
+    assert fake.requests == []

@@ -181,6 +181,13 @@ def cmd_install(args: argparse.Namespace) -> int:
                        "API, which works with eKuiper as it ships; drop --serve")
     server = _server(args)
     source = Path(args.plugin)
+    packaging_flags = [flag for flag, given in (
+        ("--bundle-wheels", args.bundle_wheels), ("--platform", args.wheel_platforms),
+        ("--python-version", args.wheel_python), ("--include-hidden", args.include_hidden))
+        if given]
+    if packaging_flags and not source.is_dir():
+        raise CliError(f"{', '.join(packaging_flags)} shape the zip made from a plugin folder; "
+                       f"{args.plugin} is already packaged: give the folder instead")
     if urllib.parse.urlsplit(args.plugin).scheme in ("http", "https", "file"):
         name = PurePosixPath(urllib.parse.urlsplit(args.plugin).path).stem
         if not NAME_RE.match(name) or not args.plugin.endswith(".zip"):
