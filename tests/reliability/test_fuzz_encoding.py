@@ -166,3 +166,40 @@ def test_nulls_known_to_the_caller_change_nothing(value: Any) -> None:
     frame = {"message": {"v": value}, "meta": None}
     assert _outcome(lambda v: _encoding._encode_orjson(v, 1), frame) == \
         _outcome(_encoding._encode_orjson, frame)
+
+
+def _read(decode: Any, raw: bytes | str) -> tuple[str, str]:
+    """("ok", repr of the value) or ("error", type and text): NaN compares by repr."""
+    try:
+        return "ok", repr(decode(raw))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return "error", f"{type(exc).__name__}: {exc}"
+
+
+numbers = (st.integers() | st.integers(min_value=-2**80, max_value=2**80) | st.floats()
+           | st.text(st.sampled_from("0123456789"), min_size=18, max_size=24))
+texts = st.recursive(numbers | st.text(max_size=8) | st.none() | st.booleans(),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                     max_leaves=10)
+
+
+@MAIN
+@given(texts, st.booleans(), st.booleans())
+def test_decode_reads_json_as_json_loads_does(value: Any, ascii_only: bool,
+                                              as_text: bool) -> None:
+    """eKuiper's JSON (any numbers, long digit runs, unicode) decodes exactly as with
+    json.loads, as bytes or text."""
+    CASES["pure"] += 1
+    raw: bytes | str = json.dumps(value, ensure_ascii=ascii_only)
+    if not as_text:
+        raw = raw.encode("utf-8")
+    assert _read(_encoding._decode_orjson, raw) == _read(json.loads, raw)
+
+
+@MAIN
+@given(st.binary(max_size=60) | st.text(max_size=30).map(lambda t: t.encode("utf-8", "replace")))
+def test_decode_of_any_bytes_is_json_loads(raw: bytes) -> None:
+    """Whatever bytes arrive, decode gives json.loads's value or raises its error."""
+    CASES["pure"] += 1
+    assert _read(_encoding._decode_orjson, raw) == _read(json.loads, raw)

@@ -301,6 +301,51 @@ def test_ack_error_text_is_utf8(encoder: str) -> None:
     assert _protocol.encode_ack_error("échec") == '{"error":"échec"}'.encode()
 
 
+# -- decoding what eKuiper sends -------------------------------------------------------------
+
+DECODED: list[tuple[str, bytes | str, Any]] = [
+    ("object", b'{"a":[1,2.5,"x",null,true]}', {"a": [1, 2.5, "x", None, True]}),
+    ("unicode", '["é 🚀"]'.encode(), ["é 🚀"]),
+    ("int of 64 bits", b"[18446744073709551615,-9223372036854775808]",
+     [18446744073709551615, -9223372036854775808]),
+    ("int beyond 64 bits", b"[123456789012345678901234567890]",
+     [123456789012345678901234567890]),
+    ("Go's float64 1e20", b"100000000000000000000", 100000000000000000000),
+    ("long digits in a string", b'["12345678901234567890123", 1.5]',
+     ["12345678901234567890123", 1.5]),
+    ("NaN literal", b"[NaN]", None),  # compared below: nan != nan
+    ("float beyond float64", b"1e400", float("inf")),
+    ("lone surrogate escape", b'"\\ud800"', "\ud800"),
+    ("UTF-16 with BOM", '{"a":1}'.encode("utf-16"), {"a": 1}),
+    ("text", '{"k":"v"}', {"k": "v"}),
+    ("text with long digits", "[123456789012345678901]", [123456789012345678901]),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in DECODED],
+                         ids=[c[0] for c in DECODED])
+def test_json_from_ekuiper_decodes_as_json_loads_does(encoder: str, raw: bytes | str,
+                                                      expected: Any) -> None:
+    """Each encoder's decode reads a frame exactly as json.loads does."""
+    value = _encoding.decode(raw)
+    if expected is None:
+        assert len(value) == 1 and value[0] != value[0]
+    else:
+        assert value == expected
+        assert type(value) is type(expected)
+    assert repr(value) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [b"[1,]", b"\xff", b'{"a":', b""])
+def test_bad_json_raises_what_json_loads_raises(encoder: str, raw: bytes) -> None:
+    """Bad JSON raises the same exception, with the same text, as json.loads."""
+    with pytest.raises((ValueError, UnicodeDecodeError)) as ours:
+        _encoding.decode(raw)
+    with pytest.raises((ValueError, UnicodeDecodeError)) as theirs:
+        json.loads(raw)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
 # -- choosing an encoder --------------------------------------------------------------------
 
 

@@ -1,9 +1,11 @@
-"""What plugin values become on the wire to eKuiper, and binary payloads back to bytes.
+"""What plugin values become on the wire to eKuiper, what its JSON becomes in Python, and
+binary payloads back to bytes.
 
 Pure: no sockets, no threads. Two encoders follow the same rules, and tests run every
 rule against both: orjson (the ``fast`` extra), used when it can be imported, and the
-standard library's ``json``. The first call of :func:`encode` picks one; :func:`use`
-picks one by name (tests).
+standard library's ``json``. The first call of :func:`encode` or :func:`decode` picks
+one; :func:`use` picks one by name (tests). Decoding reads JSON exactly as ``json.loads``
+does, with orjson where the two agree.
 
 The rules, for source rows, function results and ack texts alike:
 
@@ -41,6 +43,7 @@ nested deeper than Python's recursion limit, :data:`DEEP_MESSAGE`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Mapping
 from math import isfinite
@@ -52,6 +55,7 @@ __all__ = [
     "NAN_MESSAGE",
     "encode",
     "as_record",
+    "decode",
     "encoder_name",
     "to_bytes",
     "use",
@@ -309,6 +313,28 @@ def _encode_orjson(value: Any, known_nulls: int = 0) -> bytes:
     return out
 
 
+# orjson reads an integer beyond 64 bits as a float, json as an int: a text with such a
+# run of digits (inside a string too, which only costs the slower path) goes to json.
+# For bytes, a translate (every digit to "0", every other byte to " ") and a substring
+# search: a quarter of what the regex costs on a function request.
+_DIGITS_AS_ZEROS: Final = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_TWENTY_DIGITS: Final = b"0" * 20
+_LONG_DIGITS_S: Final = re.compile(r"\d{20}", re.ASCII).search
+
+
+def _decode_orjson(raw: bytes | str) -> Any:
+    if isinstance(raw, bytes):
+        long_digits = _TWENTY_DIGITS in raw.translate(_DIGITS_AS_ZEROS)
+    else:
+        long_digits = _LONG_DIGITS_S(raw) is not None
+    if not long_digits:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass  # NaN literals, lone surrogates, a BOM or UTF-16, bad JSON: json decides
+    return json.loads(raw)
+
+
 def _load_orjson() -> bool:
     global _orjson, _OPTIONS, _NUMPY_OPTION
     if _orjson is None:
@@ -326,6 +352,8 @@ def _load_orjson() -> bool:
 # -- selection --------------------------------------------------------------------------
 
 _ENCODE: dict[str, Callable[..., bytes]] = {"orjson": _encode_orjson, "json": _encode_json}
+_DECODE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson,
+                                                    "json": json.loads}
 _current = ""
 
 
@@ -334,7 +362,7 @@ def use(name: str | None = None) -> str:
 
     Returns the name in use. Raises ImportError for orjson when it is not installed.
     """
-    global encode, _current
+    global encode, decode, _current
     if name is None:
         name = "orjson" if _load_orjson() else "json"
     elif name == "orjson" and not _load_orjson():
@@ -342,6 +370,7 @@ def use(name: str | None = None) -> str:
     elif name not in _ENCODE:
         raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODERS)}")
     encode = _ENCODE[name]
+    decode = _DECODE[name]
     _current = name
     return name
 
@@ -362,6 +391,16 @@ encode: Callable[..., bytes] = _first_encode
 """``encode(value, known_nulls=0) -> bytes``: ``value`` as eKuiper's JSON, by the rules
 above. ``known_nulls`` is how many ``null`` the caller knows the output holds (a row's
 empty meta): with none beyond those, the NaN scan orjson needs is skipped."""
+
+
+def _first_decode(raw: bytes | str) -> Any:
+    use()
+    return decode(raw)
+
+
+decode: Callable[[bytes | str], Any] = _first_decode
+"""``decode(raw) -> value``: JSON from eKuiper, exactly as ``json.loads`` reads it (and
+raising what it raises), with orjson's speed where the two agree."""
 
 
 # -- binary payloads --------------------------------------------------------------------

@@ -141,7 +141,7 @@ class PluginArgs(NamedTuple):
 
 def _loads(raw: bytes | str, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return _encoding.decode(raw)
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to decode") from None
     except (ValueError, UnicodeDecodeError) as exc:
