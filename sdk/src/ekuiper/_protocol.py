@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
-from ekuiper import _encoding
+from ekuiper import _encoding, _kinds
 from ekuiper.errors import ProtocolError
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "encode_source_frame",
     "function_url",
     "ipc_path",
-    "kind_noun",
     "parse_command",
     "parse_func_request",
     "parse_plugin_args",
@@ -55,8 +54,8 @@ __all__ = [
     "symbol_data_url",
 ]
 
-SymbolKind = Literal["source", "sink", "func"]
-_KINDS: Final = ("source", "sink", "func")
+# eKuiper's pluginType names (see _kinds, the table of kinds).
+SymbolKind = _kinds.Wire
 
 HANDSHAKE: Final = b"handshake"
 CONTROL_OK: Final = b"ok"
@@ -64,11 +63,6 @@ ACK_OK: Final = b"{}"
 
 
 _NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
-
-
-def kind_noun(kind: str) -> str:
-    """A pluginType as users say it: "func" is a function."""
-    return "function" if kind == "func" else kind
 
 
 # NamedTuples rather than dataclasses: `import dataclasses` (and the inspect module it
@@ -103,7 +97,7 @@ class Control(NamedTuple):
     @property
     def noun(self) -> str:
         """The kind as users say it: source, sink or function."""
-        return kind_noun(self.kind)
+        return _kinds.noun(self.kind)
 
     @property
     def label(self) -> str:
@@ -198,10 +192,10 @@ def parse_command(raw: bytes) -> Command:
     if not symbol:
         raise ProtocolError("control arg has an empty symbolName")
     kind = _require(inner, "pluginType", str, "control arg")
-    if kind not in _KINDS:
+    if kind not in _kinds.BY_WIRE:
         raise ProtocolError(
             f"unknown pluginType {kind!r:.200} for symbol {symbol!r:.200}: "
-            f"expected one of {', '.join(_KINDS)}"
+            f"expected one of {', '.join(_kinds.BY_WIRE)}"
         )
     meta = _parse_meta(inner.get("meta"), "control arg meta")
     config = inner.get("config") or {}

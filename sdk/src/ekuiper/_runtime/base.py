@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper._protocol import Control
+
+if TYPE_CHECKING:
+    from ekuiper._transport import Transport
 
 __all__ = [
     "CLOSE_TIMEOUT_S",
@@ -104,6 +107,17 @@ class SymbolRuntime:
         self._stop_lock = threading.Lock()
         self._stopped = False
         self.thread: threading.Thread | None = None
+
+    @classmethod
+    def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
+                   transport: Transport, send_timeout_ms: int,
+                   logger: logging.Logger) -> SymbolRuntime:
+        """The runtime a plugin builds for a start command (on its control thread).
+
+        One signature for every kind, so the plugin picks the class from the table of
+        kinds alone; each kind takes what it needs of the plugin's settings.
+        """
+        raise NotImplementedError
 
     def start(self) -> None:
         raise NotImplementedError

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ekuiper._protocol import kind_noun
+from ekuiper._kinds import BY_WIRE, FUNCTION, KINDS, SINK, SOURCE
 from ekuiper.errors import PluginConfigError
 from ekuiper.function import Function
 from ekuiper.sink import Sink
 from ekuiper.source import Source
 
 __all__ = ["PluginConfig"]
-
-_KIND_NAMES = {"source": "sources", "sink": "sinks", "func": "functions"}
 
 
 def _check_factories(plugin: str, field: str, value: Any) -> dict[str, Callable[[], Any]]:
@@ -60,10 +58,12 @@ class PluginConfig:
                 "the same as its descriptor <name>.json"
             )
         self.name = name
-        self.sources: dict[str, Callable[[], Source]] = _check_factories(name, "sources", sources)
-        self.sinks: dict[str, Callable[[], Sink]] = _check_factories(name, "sinks", sinks)
+        self.sources: dict[str, Callable[[], Source]] = _check_factories(
+            name, SOURCE.plural, sources
+        )
+        self.sinks: dict[str, Callable[[], Sink]] = _check_factories(name, SINK.plural, sinks)
         self.functions: dict[str, Callable[[], Function]] = _check_factories(
-            name, "functions", functions
+            name, FUNCTION.plural, functions
         )
 
     def __repr__(self) -> str:
@@ -72,12 +72,10 @@ class PluginConfig:
 
     def factories(self, kind: str) -> dict[str, Callable[[], Any]]:
         """The factories registered for a pluginType ("source", "sink" or "func")."""
-        if kind == "source":
-            return self.sources  # type: ignore[return-value]
-        if kind == "sink":
-            return self.sinks  # type: ignore[return-value]
-        if kind == "func":
-            return self.functions  # type: ignore[return-value]
+        for known in KINDS:
+            if known.wire == kind:
+                factories: dict[str, Callable[[], Any]] = getattr(self, known.plural)
+                return factories
         raise KeyError(kind)
 
     def get(self, plugin_type: str, symbol_name: str) -> Callable[[], Any] | None:
@@ -91,8 +89,9 @@ class PluginConfig:
         """An error text for a start command naming a symbol this plugin lacks."""
         known = sorted(self.factories(kind))
         offered = ", ".join(known) if known else "none"
+        missing = BY_WIRE[kind]
         return (
-            f"plugin {self.name!r} has no {kind_noun(kind)} named "
+            f"plugin {self.name!r} has no {missing.noun} named "
             f"{symbol_name!r:.200} (it offers: {offered}); add it to "
-            f"PluginConfig.{_KIND_NAMES[kind]} and the descriptor, or fix the name used in eKuiper"
+            f"PluginConfig.{missing.plural} and the descriptor, or fix the name used in eKuiper"
         )

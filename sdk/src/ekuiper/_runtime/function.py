@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from ekuiper import _logging, _protocol
+from ekuiper._kinds import FUNCTION
 from ekuiper._protocol import Control, FuncRequest, Meta
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
@@ -23,7 +25,9 @@ KEEPALIVE_MS = 5000
 MAX_CONTEXTS = 1024
 
 _ContextKey = tuple[str, str, int, int]
-_USER_METHOD = {"Exec": "exec()", "Validate": "validate()", "IsAggregate": "is_aggregate()"}
+# The Function method each request calls, as failures name it.
+_USER_METHOD = {"Exec": f"{FUNCTION.method}()", "Validate": "validate()",
+                "IsAggregate": "is_aggregate()"}
 
 
 class FunctionRuntime(SymbolRuntime):
@@ -48,6 +52,12 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
+
+    @classmethod
+    def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
+                   transport: Transport, send_timeout_ms: int,
+                   logger: logging.Logger) -> FunctionRuntime:
+        return cls(control, symbol, plugin_name, transport, logger)
 
     def start(self) -> None:
         self.channel = self.transport.function(self.control.symbol_name, KEEPALIVE_MS)
@@ -114,7 +124,7 @@ class FunctionRuntime(SymbolRuntime):
         with self._contexts_lock:
             label = (f"{self.plugin_name}/{self.control.symbol_name} rule={meta.rule_id} "
                      f"op={meta.op_id}/{meta.instance_id} fn={func_id}")
-            ctx = SymbolContext("function", self.control.symbol_name, meta,
+            ctx = SymbolContext(FUNCTION.noun, self.control.symbol_name, meta,
                                 _logging.symbol_logger(label, self.log_level))
             self.contexts[key] = ctx
             while len(self.contexts) > MAX_CONTEXTS:

@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 
 from ekuiper import _logging, _protocol
+from ekuiper._kinds import KINDS
 from ekuiper._runtime.config import PluginConfig
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._transport import Transport, transport_from_env
@@ -42,8 +43,8 @@ def run(config: PluginConfig, transport: Transport | None = None,
             f"plugin.start() takes a PluginConfig, got {type(config).__name__}"
         )
     if os.environ.get(DESCRIBE_ENV):
-        described = {"name": config.name, "sources": sorted(config.sources),
-                     "sinks": sorted(config.sinks), "functions": sorted(config.functions)}
+        described = {"name": config.name,
+                     **{kind.plural: sorted(config.factories(kind.wire)) for kind in KINDS}}
         print(DESCRIBE_MARK + json.dumps(described), flush=True)
         return 0
     logger = _logging.configure_plugin_logging(config.name)

@@ -7,18 +7,16 @@ import threading
 from typing import Any
 
 from ekuiper import _logging, _protocol
+from ekuiper._kinds import BY_WIRE, FUNCTION
 from ekuiper._protocol import Control
 from ekuiper._runtime.base import CLOSE_TIMEOUT_S, SymbolRuntime, exception_text
 from ekuiper._runtime.config import PluginConfig
 from ekuiper._runtime.function import FunctionRuntime
-from ekuiper._runtime.sink import SinkRuntime
-from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import Channel, Transport
 from ekuiper.errors import ChannelClosedError, EkuiperError, SymbolError, SymbolNotFoundError
 
 __all__ = ["PluginRuntime"]
 
-_REQUIRED_METHOD = {"source": "open", "sink": "collect", "func": "exec"}
 # How long shutdown lets a start or stop command that is already running finish first.
 COMMAND_WAIT_S = CLOSE_TIMEOUT_S
 
@@ -108,7 +106,7 @@ class PluginRuntime:
             closing = self._closing
         if closing:
             raise _shutting_down(control)
-        if control.kind == "func":
+        if control.kind == FUNCTION.wire:
             if control.symbol_name in self.functions:
                 self.logger.debug("%s already serving", control.label)
                 return
@@ -150,30 +148,24 @@ class PluginRuntime:
                 f"cannot create {control.noun} {control.symbol_name!r}: its factory raised "
                 f"{exception_text(exc)}"
             ) from exc
-        method = _REQUIRED_METHOD[control.kind]
-        if not callable(getattr(symbol, method, None)):
+        kind = BY_WIRE[control.kind]
+        if not callable(getattr(symbol, kind.method, None)):
             raise SymbolError(
                 f"the factory of {control.noun} {control.symbol_name!r} returned "
-                f"{type(symbol).__name__}, which has no {method}() method; return an "
-                f"instance of ekuiper.{control.noun.capitalize()}"
+                f"{type(symbol).__name__}, which has no {kind.method}() method; return an "
+                f"instance of ekuiper.{kind.base.__name__}"
             )
         context = (f"{self.config.name}/{control.symbol_name}" if control.meta.is_empty else
                    f"{self.config.name}/{control.symbol_name} rule={control.meta.rule_id} "
                    f"op={control.meta.op_id}/{control.meta.instance_id}")
         logger = _logging.symbol_logger(context, control.config.get("logLevel"))
-        if control.kind == "func":
-            return FunctionRuntime(control, symbol, self.config.name, self.transport, logger)
-        if control.kind == "source":
-            runtime: SymbolRuntime = SourceRuntime(control, symbol, self.transport,
-                                                   self.send_timeout_ms, logger)
-        else:
-            runtime = SinkRuntime(control, symbol, self.transport, self.send_timeout_ms, logger)
-        return runtime
+        return kind.runtime_class().for_plugin(control, symbol, self.config.name,
+                                               self.transport, self.send_timeout_ms, logger)
 
     def _stop(self, control: Control) -> None:
         with self._lock:
             runtime = self.symbols.pop(control.key, None)
-            if runtime is None and control.kind == "func":
+            if runtime is None and control.kind == FUNCTION.wire:
                 runtime = self.functions.pop(control.symbol_name, None)
             functions = list(self.functions.values())
         if control.meta.rule_id:

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from ekuiper import _protocol
+from ekuiper._kinds import SINK
 from ekuiper._protocol import Control
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, exception_text
 from ekuiper._runtime.context import SymbolContext
@@ -41,7 +42,7 @@ class SinkRuntime(SymbolRuntime):
         self.send_timeout_ms = send_timeout_ms
         self.require_ack = _truthy(control.config.get("requireAck", False))
         self.decode_rows = bool(getattr(sink, "decode_rows", False))
-        self.ctx = SymbolContext("sink", control.symbol_name, control.meta, logger)
+        self.ctx = SymbolContext(SINK.noun, control.symbol_name, control.meta, logger)
         self.ctx.attach_acker(self._ack)
         self.data: Channel | None = None
         self.acks: Channel | None = None
@@ -53,6 +54,12 @@ class SinkRuntime(SymbolRuntime):
         # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
         self.delivered = 0
         self.first_error: BaseException | None = None
+
+    @classmethod
+    def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
+                   transport: Transport, send_timeout_ms: int,
+                   logger: logging.Logger) -> SinkRuntime:
+        return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
         self.sink.configure(dict(self.control.config))

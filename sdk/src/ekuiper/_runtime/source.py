@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from ekuiper._kinds import SOURCE
 from ekuiper._protocol import Control
 from ekuiper._runtime.base import (
     SymbolRuntime,
@@ -33,10 +35,16 @@ class SourceRuntime(SymbolRuntime):
         self.source = source
         self.transport = transport
         self.send_timeout_ms = send_timeout_ms
-        self.ctx = SymbolContext("source", control.symbol_name, control.meta, logger)
+        self.ctx = SymbolContext(SOURCE.noun, control.symbol_name, control.meta, logger)
         self.channel: Channel | None = None
         # What open() raised, if it did (ekuiper.testing re-raises it).
         self.failure: BaseException | None = None
+
+    @classmethod
+    def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
+                   transport: Transport, send_timeout_ms: int,
+                   logger: logging.Logger) -> SourceRuntime:
+        return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
         self.source.configure(self.control.datasource, dict(self.control.config))
