@@ -8,6 +8,7 @@ from importlib.machinery import FrozenImporter
 from pathlib import Path
 
 from ekuiper._cli.validate import NAME_RE
+from ekuiper._kinds import FUNCTION, KINDS, SINK, SOURCE
 
 __all__ = ["check_names", "new_plugin"]
 
@@ -140,18 +141,18 @@ def check_names(name: str, sources: list[str], sinks: list[str], functions: list
         raise ValueError(f"plugin name {name!r} is the name of a Python module, which the "
                          f"main program {name}.py would hide from the plugin and the SDK; "
                          f"pick another, e.g. {name}_plugin")
-    for kind, symbols in (("source", sources), ("sink", sinks), ("function", functions)):
+    for kind, symbols in zip(KINDS, (sources, sinks, functions)):
         classes: dict[str, str] = {}
         for symbol in symbols:
             if not NAME_RE.match(symbol):
                 raise ValueError(f"symbol name {symbol!r} must be letters, digits and "
                                  "underscores")
             if symbol in classes.values():
-                raise ValueError(f"{kind} {symbol!r} is given twice; give it once")
+                raise ValueError(f"{kind.noun} {symbol!r} is given twice; give it once")
             other = classes.setdefault(_camel(symbol), symbol)
             if other != symbol:
-                raise ValueError(f"{kind}s {other!r} and {symbol!r} would get the same class "
-                                 "name; rename one")
+                raise ValueError(f"{kind.plural} {other!r} and {symbol!r} would get the same "
+                                 "class name; rename one")
 
 
 def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
@@ -165,16 +166,18 @@ def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
     folder = parent / name
     if folder.exists():
         raise FileExistsError(f"{folder} already exists; pick another name or remove it")
-    src_cls = {s: f"{_camel(s)}Source" for s in sources}
-    sink_cls = {s: f"{_camel(s)}Sink" for s in sinks}
-    fn_cls = {s: f"{_camel(s)}Function" for s in functions}
+    by_kind = dict(zip(KINDS, (sources, sinks, functions)))
+    # Each class is named after the base class it extends: PyjsonSource(Source).
+    src_cls = {s: f"{_camel(s)}{SOURCE.base.__name__}" for s in sources}
+    sink_cls = {s: f"{_camel(s)}{SINK.base.__name__}" for s in sinks}
+    fn_cls = {s: f"{_camel(s)}{FUNCTION.base.__name__}" for s in functions}
     imports = ", ".join(sorted({*src_cls.values(), *sink_cls.values(), *fn_cls.values()}))
 
-    for sub in ("", "sources", "sinks", "functions", "tests"):
+    for sub in ("", *(kind.plural for kind in KINDS), "tests"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
 
     descriptor = {"version": "v0.1.0", "language": "python", "executable": f"{name}.py",
-                  "sources": sources, "sinks": sinks, "functions": functions}
+                  **{kind.plural: symbols for kind, symbols in by_kind.items()}}
     (folder / f"{name}.json").write_text(json.dumps(descriptor, indent=2) + "\n")
 
     def entries(mapping: dict[str, str]) -> str:
@@ -184,8 +187,8 @@ def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
         name=name, imports=imports, sources=entries(src_cls), sinks=entries(sink_cls),
         functions=entries(fn_cls)))
 
-    base = sorted({"Context", *(["Source"] if sources else []), *(["Sink"] if sinks else []),
-                   *(["Function"] if functions else [])})
+    base = sorted({"Context", *(kind.base.__name__ for kind, symbols in by_kind.items()
+                                if symbols)})
     header = f'"""The symbols of {name}."""\n\n'
     header += "import threading\n" if sources else ""
     header += "from typing import Any, List\n\n" if (sinks or functions) else "\n"
@@ -196,7 +199,7 @@ def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
     (folder / "symbols.py").write_text(header + body)
 
     for s in sources:
-        (folder / "sources" / f"{s}.yaml").write_text("default:\n  interval: 1.0\n")
+        (folder / SOURCE.plural / f"{s}.yaml").write_text("default:\n  interval: 1.0\n")
         meta: dict[str, object] = {"about": _about(f"The {s} source."), "libs": [],
                 "properties": {"default": [{"name": "interval", "default": 1.0,
                                             "optional": True, "control": "text",
@@ -204,13 +207,13 @@ def new_plugin(parent: Path, name: str, sources: list[str], sinks: list[str],
                                             "hint": {"en_US": "Seconds between rows."},
                                             "label": {"en_US": "Interval"}}]},
                 "node": {"category": "source", "icon": "iconPath", "label": {"en_US": s}}}
-        _write_json(folder / "sources" / f"{s}.json", meta)
+        _write_json(folder / SOURCE.plural / f"{s}.json", meta)
     for s in sinks:
         meta = {"about": _about(f"The {s} sink."), "libs": [], "properties": [],
                 "node": {"category": "sink", "icon": "iconPath", "label": {"en_US": s}}}
-        _write_json(folder / "sinks" / f"{s}.json", meta)
+        _write_json(folder / SINK.plural / f"{s}.json", meta)
     for s in functions:
-        _write_json(folder / "functions" / f"{s}.json", {
+        _write_json(folder / FUNCTION.plural / f"{s}.json", {
                 "about": _about(f"The {s} function."), "libs": [],
                 "functions": [{"name": s, "example": f"{s}(col)",
                                "hint": {"en_US": "Upper-cases its argument."},

@@ -12,15 +12,14 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ekuiper._cli.package import CONDA_ENV_RE, FileSelection, select_files
+from ekuiper._kinds import KINDS, SOURCE
 from ekuiper._runtime.lifecycle import DESCRIBE_ENV, DESCRIBE_MARK
 
-__all__ = ["KINDS", "NAME_RE", "Problem", "Report", "validate_plugin"]
+__all__ = ["NAME_RE", "Problem", "Report", "validate_plugin"]
 
-KINDS = ("sources", "sinks", "functions")
 # Plugin and symbol names end up in SQL and in IPC socket file names.
 # Whole-string: with "$", a trailing newline would pass (and break the generated code).
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
-_SINGULAR = {"sources": "source", "sinks": "sink", "functions": "function"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,9 @@ def _read_descriptor(folder: Path, out: list[Problem]) -> dict[str, Any] | None:
     return descriptor
 
 
-def _symbols(d: dict[str, Any], kind: str) -> list[str] | None:
-    """The names the descriptor lists for ``kind``, or None if that is not a list of names."""
-    symbols = d.get(kind, [])
+def _symbols(d: dict[str, Any], key: str) -> list[str] | None:
+    """The names the descriptor lists under ``key``, or None if that is not a list of names."""
+    symbols = d.get(key, [])
     if isinstance(symbols, list) and all(isinstance(s, str) for s in symbols):
         return symbols
     return None
@@ -106,17 +105,18 @@ def _check_descriptor(folder: Path, d: dict[str, Any], out: list[Problem]) -> No
         out.append(Problem("error", rel, f'"language" is {d.get("language")!r}',
                            'set "language": "python"'))
     for kind in KINDS:
-        symbols = _symbols(d, kind)
+        symbols = _symbols(d, kind.plural)
         if symbols is None:
-            out.append(Problem("error", rel, f'"{kind}" must be a list of names',
-                               f'e.g. "{kind}": ["my{_SINGULAR[kind]}"]'))
+            out.append(Problem("error", rel, f'"{kind.plural}" must be a list of names',
+                               f'e.g. "{kind.plural}": ["my{kind.noun}"]'))
             continue
         for symbol in symbols:
             if not NAME_RE.match(symbol):
-                out.append(Problem("error", rel, f"{_SINGULAR[kind]} name {symbol!r} is not an "
+                out.append(Problem("error", rel, f"{kind.noun} name {symbol!r} is not an "
                                    "identifier", "use letters, digits and underscores"))
         if len(set(symbols)) != len(symbols):
-            out.append(Problem("error", rel, f'"{kind}" lists a name twice', "remove the copy"))
+            out.append(Problem("error", rel, f'"{kind.plural}" lists a name twice',
+                               "remove the copy"))
     env_type = d.get("virtualEnvType")
     if env_type is not None and env_type != "conda":
         out.append(Problem("error", rel, f'"virtualEnvType" {env_type!r} is not '
@@ -189,7 +189,7 @@ def _described(text: str) -> dict[str, Any] | None:
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return None
     for kind in KINDS:
-        names = value.get(kind)
+        names = value.get(kind.plural)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             return None
     return value
@@ -236,29 +236,29 @@ def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
                            f"plugin is {folder.name!r}",
                            f'use PluginConfig("{folder.name}", ...)'))
     for kind in KINDS:
-        symbols = _symbols(d, kind)
+        symbols = _symbols(d, kind.plural)
         if symbols is None:  # already reported; comparing would only add noise
             continue
-        listed, registered = set(symbols), set(described[kind])
+        listed, registered = set(symbols), set(described[kind.plural])
         for missing in sorted(listed - registered):
-            out.append(Problem("error", rel, f"{_SINGULAR[kind]} {missing!r} is in the "
+            out.append(Problem("error", rel, f"{kind.noun} {missing!r} is in the "
                                "descriptor but not in PluginConfig",
-                               f"register it in PluginConfig {kind} or drop it from "
+                               f"register it in PluginConfig {kind.plural} or drop it from "
                                f"{folder.name}.json"))
         for extra in sorted(registered - listed):
             out.append(Problem("error", f"{folder.name}/{folder.name}.json",
-                               f"{_SINGULAR[kind]} {extra!r} is registered in PluginConfig "
-                               "but not listed", f'add it to "{kind}"'))
+                               f"{kind.noun} {extra!r} is registered in PluginConfig "
+                               "but not listed", f'add it to "{kind.plural}"'))
 
 
 def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem]) -> None:
     name = folder.name
     for kind in KINDS:
         # Names that are not identifiers are reported already, and must not become paths.
-        for symbol in [s for s in _symbols(d, kind) or [] if NAME_RE.match(s)]:
-            if kind == "sources":
-                yaml = folder / "sources" / f"{symbol}.yaml"
-                rel = f"{name}/sources/{symbol}.yaml"
+        for symbol in [s for s in _symbols(d, kind.plural) or [] if NAME_RE.match(s)]:
+            if kind is SOURCE:
+                yaml = folder / kind.plural / f"{symbol}.yaml"
+                rel = f"{name}/{kind.plural}/{symbol}.yaml"
                 if not yaml.is_file():
                     out.append(Problem("error", rel, "missing; eKuiper's install requires "
                                        "one per source", "create it with a `default:` section"))
@@ -273,11 +273,11 @@ def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem]) -> None
                             out.append(Problem("warning", rel, "has no top-level `default:` "
                                                "section", "put the default configuration "
                                                "under `default:`"))
-            meta = folder / kind / f"{symbol}.json"
-            rel = f"{name}/{kind}/{symbol}.json"
+            meta = folder / kind.plural / f"{symbol}.json"
+            rel = f"{name}/{kind.plural}/{symbol}.json"
             if not meta.is_file():
                 out.append(Problem("warning", rel, "missing; eKuiper's UI uses it to describe "
-                                   f"the {_SINGULAR[kind]}", "add the metadata file"))
+                                   f"the {kind.noun}", "add the metadata file"))
                 continue
             _, why = _read_json(meta)
             if why:
