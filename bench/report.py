@@ -212,6 +212,8 @@ def markdown(results: dict[str, Any]) -> str:
             rel = f"{s['median'] / floor:.2f}x" if floor else "n/a"
             lines.append(f"| {MICRO_LABELS.get(variant, variant)} | {_spread(s)} | "
                          f"{1e6 / s['median']:.1f} | {rel} |")
+    if results.get("scaling"):
+        lines += ["", scaling_markdown(results["scaling"])]
     return "\n".join(lines)
 
 
@@ -280,4 +282,61 @@ def profiles_markdown(profiles: dict[str, Any], top: int = 8) -> str:
                 s = prof["self"][i] if i < len(prof["self"]) else ["", ""]
                 inc = prof["inclusive"][i] if i < len(prof["inclusive"]) else ["", ""]
                 lines.append(f"| `{s[0]}` | {s[1]} | `{inc[0]}` | {inc[1]} |")
+    return "\n".join(lines)
+
+
+# -- scaling (bench/scaling.py) ---------------------------------------------------------
+
+SCALING_KINDS = {
+    "source": "sources: N rules, each `SELECT * FROM s_i` on its own stream of the plugin's "
+              "source -> `nop`; rows/s summed over the rules",
+    "function": "functions: N rules, each `SELECT benchrevert(name) AS r FROM bsim` "
+                "(a simulator instance per rule) -> `nop`; calls/s summed over the rules",
+}
+
+
+def _opt(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def scaling_markdown(scaling: dict[str, Any]) -> str:
+    """One table per kind: total rate, plugin CPU per row, RSS and threads per symbol."""
+    labels = scaling.get("labels", {})
+    config = scaling["config"]
+    lines = [f"Scaling: {', '.join(map(str, config['counts']))} rules at once through one "
+             f"plugin, a fresh kuiperd per (SDK, N), SDKs interleaved; one "
+             f"{config['window_s']:g} s window after a {config['warmup_s']:g} s warm-up per "
+             f"case, medians of {config['reps']} repetition(s). Symbols: instances kuiperd "
+             f"started in the plugin. Plugin and kuiperd CPU in cores = CPU seconds per "
+             f"second of the window. Marginal: what each symbol beyond the first count added."]
+    for kind, by_tag in scaling.get("summary", {}).items():
+        lines += ["", f"**{SCALING_KINDS.get(kind, kind)}**", "",
+                  "| SDK | rules | symbols | rows/s total | vs 1 rule | per rule, min"
+                  f"{DASH}max | plugin CPU µs/row | plugin cores | kuiperd cores | kuiperd "
+                  "µs/row | RSS MB | MB/symbol | marginal MB | threads | threads/symbol | "
+                  "marginal threads |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                  "---:|---:|"]
+        for tag, rows in by_tag.items():
+            for count, row in rows.items():
+                lines.append(
+                    f"| {labels.get(tag, tag)} | {count} | {row.get('symbols', 0):.0f} | "
+                    f"{_spread(row['rate'])} | {_opt(row.get('vs_first'), '{:.2f}x')} | "
+                    f"{_num(row['rule_rate_min'])}{DASH}{_num(row['rule_rate_max'])} | "
+                    f"{_spread(row['plugin_us_per_row'])} | {row['plugin_cores']:.2f} | "
+                    f"{row['kuiperd_cores']:.2f} | {_num(row['kuiperd_us_per_row'])} | "
+                    f"{row['rss_mb']:.1f} | {row['rss_mb_per_symbol']:.2f} | "
+                    f"{_opt(row.get('marginal_rss_mb'))} | {row['threads']:.0f} | "
+                    f"{row['threads_per_symbol']:.2f} | "
+                    f"{_opt(row.get('marginal_threads'))} |")
+    others = [s["other_cores"] for by_tag in scaling.get("samples", {}).values()
+              for by_count in by_tag.values() for runs in by_count.values() for s in runs]
+    start, end = scaling.get("loadavg_start"), scaling.get("loadavg_end")
+    if start and end:
+        lines += ["", f"Load average (1, 5, 15 min) at the start "
+                  f"{', '.join(f'{v:.2f}' for v in start)}, at the end "
+                  f"{', '.join(f'{v:.2f}' for v in end)}"
+                  + (f"; other processes during the windows: median "
+                     f"{statistics.median(others):.2f}, max {max(others):.2f} busy cores."
+                     if others else ".")]
     return "\n".join(lines)
