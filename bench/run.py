@@ -51,7 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from bench import coldstart, profiling, report
+from bench import coldstart, profiling, report, scaling
 from bench.env import (
     BENCH,
     OFFICIAL_PACKAGE,
@@ -410,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=prof_dir))
         if prof:
             results["profiles"][case] = prof
+
+    # -- scaling: 1, 10, 50 rules at once through one plugin (bench/scaling.py) -------------
+    results["scaling"] = run.attempt("scaling", partial(
+        scaling.measure, [ours, official], dist, gate, run.errors, quick=args.quick))
     results["quiet_gate_budget_left_s"] = gate.budget
 
     # -- results ----------------------------------------------------------------------------
