@@ -19,11 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pynng
-
 __all__ = ["PLUGIN_ARG", "FunctionHandle", "ProtocolHost", "SinkHandle", "SourceHandle"]
 
 PLUGIN_ARG = json.dumps({"sendTimeout": 1000})
+
+
+def _nng() -> Any:
+    """pynng, imported on first use.
+
+    The pytest plugin imports this module in every pytest session of every project with
+    the SDK installed; only a host that is actually used should load nng.
+    """
+    import pynng
+
+    return pynng
 
 
 def _url(ipc_dir: str, name: str) -> str:
@@ -39,7 +48,7 @@ def _rep_request(sock: Any, payload: bytes, *, skip_handshakes: bool) -> bytes:
     while True:
         try:
             sock.send(payload)
-        except pynng.BadState:
+        except _nng().BadState:
             sock.recv()  # no pending request yet: wait for the plugin's next one
             sock.send(payload)
         answer = bytes(sock.recv())
@@ -63,7 +72,7 @@ class SourceHandle:
                 raise AssertionError(f"got {len(got)} of {count} source frames: {got!r}")
             try:
                 got.append(bytes(self.sock.recv()))
-            except pynng.Timeout:
+            except _nng().Timeout:
                 continue
         return got
 
@@ -88,7 +97,7 @@ class SinkHandle:
         while True:
             try:
                 return dict(json.loads(self.acks.recv()))
-            except pynng.Timeout:
+            except _nng().Timeout:
                 if time.monotonic() > deadline:
                     raise AssertionError("no ack from the sink") from None
 
@@ -98,7 +107,7 @@ class SinkHandle:
             try:
                 self.acks.recv()
                 return False
-            except pynng.Timeout:
+            except _nng().Timeout:
                 continue
         return True
 
@@ -151,7 +160,7 @@ class ProtocolHost:
                handshake_timeout: float = 20.0, python: str | None = None,
                ) -> subprocess.Popen[bytes]:
         """Start ``script`` as eKuiper does and wait for its handshake."""
-        self.control = self._sock(pynng.Rep0(recv_timeout=int(handshake_timeout * 1000)))
+        self.control = self._sock(_nng().Rep0(recv_timeout=int(handshake_timeout * 1000)))
         self.control.listen(_url(self.ipc_dir, f"plugin_{self.plugin_name}"))
         full_env = {**os.environ, "EKUIPER_IPC_DIR": self.ipc_dir, **(env or {})}
         self.log_path = Path(self.ipc_dir) / f"{self.plugin_name}.log"
@@ -162,7 +171,7 @@ class ProtocolHost:
             )
         try:
             hello = bytes(self.control.recv())
-        except pynng.Timeout:
+        except _nng().Timeout:
             code = self.process.poll()
             state = f"exited with {code}" if code is not None else "still running"
             raise RuntimeError(f"plugin {self.plugin_name!r} sent no handshake within "
@@ -206,7 +215,7 @@ class ProtocolHost:
     def start_source(self, symbol: str, **kw: Any) -> tuple[bytes, SourceHandle]:
         """Listen on the source channel, then send start; returns (reply, handle)."""
         ctrl = self.control_for("source", symbol, **kw)
-        sock = self._sock(pynng.Pull0(recv_timeout=500))
+        sock = self._sock(_nng().Pull0(recv_timeout=500))
         sock.listen(_url(self.ipc_dir, self._data_name(ctrl)))
         reply = self.command("start", ctrl)
         if reply != b"ok":
@@ -217,20 +226,20 @@ class ProtocolHost:
     def start_sink(self, symbol: str, **kw: Any) -> tuple[bytes, SinkHandle | None]:
         """Listen for acks, send start, then dial the sink's data channel."""
         ctrl = self.control_for("sink", symbol, **kw)
-        acks = self._sock(pynng.Pull0(recv_timeout=500))
+        acks = self._sock(_nng().Pull0(recv_timeout=500))
         acks.listen(_url(self.ipc_dir, self._data_name(ctrl) + "_ack"))
         reply = self.command("start", ctrl)
         if reply != b"ok":
             acks.close()
             return reply, None
-        data = self._sock(pynng.Push0(send_timeout=5000))
+        data = self._sock(_nng().Push0(send_timeout=5000))
         data.dial(_url(self.ipc_dir, self._data_name(ctrl)), block=True)
         self._by_instance[self._data_name(ctrl)] = [data, acks]
         return reply, SinkHandle(data, acks)
 
     def start_function(self, symbol: str) -> tuple[bytes, FunctionHandle]:
         """Listen on the function channel, then send start."""
-        sock = self._sock(pynng.Rep0(recv_timeout=5000, send_timeout=5000))
+        sock = self._sock(_nng().Rep0(recv_timeout=5000, send_timeout=5000))
         sock.listen(_url(self.ipc_dir, f"func_{symbol}"))
         ctrl = {"symbolName": symbol, "meta": {"ruleId": "", "opId": "", "instanceId": 0},
                 "pluginType": "func"}
