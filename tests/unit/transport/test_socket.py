@@ -509,7 +509,11 @@ def test_pull_refuses_peers_the_uid_check_rejects(path: str, monkeypatch: pytest
 def listen_as_nobody(path: str, ready: int) -> int:
     """Child of as_nobody: listen at ``path`` as a PULL; exit 0 if no frame came in."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    try:
+        listener.bind(path)
+    except OSError:  # the closed listener's file may still be there: take its place
+        os.unlink(path)
+        listener.bind(path)
     os.chmod(path, 0o666)
     listener.listen(4)
     os.write(ready, b"r")
