@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ekuiper._kinds import FUNCTION, SINK, SOURCE
+
 __all__ = ["PLUGIN_ARG", "FunctionHandle", "ProtocolHost", "SinkHandle", "SourceHandle"]
 
 PLUGIN_ARG = json.dumps({"sendTimeout": 1000})
@@ -214,7 +216,7 @@ class ProtocolHost:
 
     def start_source(self, symbol: str, **kw: Any) -> tuple[bytes, SourceHandle]:
         """Listen on the source channel, then send start; returns (reply, handle)."""
-        ctrl = self.control_for("source", symbol, **kw)
+        ctrl = self.control_for(SOURCE.wire, symbol, **kw)
         sock = self._sock(_nng().Pull0(recv_timeout=500))
         sock.listen(_url(self.ipc_dir, self._data_name(ctrl)))
         reply = self.command("start", ctrl)
@@ -225,7 +227,7 @@ class ProtocolHost:
 
     def start_sink(self, symbol: str, **kw: Any) -> tuple[bytes, SinkHandle | None]:
         """Listen for acks, send start, then dial the sink's data channel."""
-        ctrl = self.control_for("sink", symbol, **kw)
+        ctrl = self.control_for(SINK.wire, symbol, **kw)
         acks = self._sock(_nng().Pull0(recv_timeout=500))
         acks.listen(_url(self.ipc_dir, self._data_name(ctrl) + "_ack"))
         reply = self.command("start", ctrl)
@@ -242,7 +244,7 @@ class ProtocolHost:
         sock = self._sock(_nng().Rep0(recv_timeout=5000, send_timeout=5000))
         sock.listen(_url(self.ipc_dir, f"func_{symbol}"))
         ctrl = {"symbolName": symbol, "meta": {"ruleId": "", "opId": "", "instanceId": 0},
-                "pluginType": "func"}
+                "pluginType": FUNCTION.wire}
         return self.command("start", ctrl), FunctionHandle(sock)
 
     def stop(self, kind: str, symbol: str, **kw: Any) -> bytes:
