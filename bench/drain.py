@@ -3,7 +3,7 @@
 
     python bench/drain.py URL
 
-It reads through this SDK's socket PULL (``ekuiper._sp.PullListener``, a few µs per
+It reads through this SDK's socket PULL (``ekuiper._transport.socket.PullListener``, a few µs per
 frame), so the reader is not what caps a sender: a pynng Pull0 reader topped out at
 15-18k frames/s, below what the SDK's socket transport sends.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from ekuiper._sp import PullListener
+from ekuiper._transport.socket import PullListener
 
 
 def main(url: str) -> int:
