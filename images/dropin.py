@@ -14,6 +14,9 @@ that cannot be installed is reported on one line and skipped (a copy installed a
 earlier boot stays as it was); symbolic links leading out of the mount are refused, and
 no file in ``etc/`` that this script did not write for that plugin is replaced. The
 program exits 0 whatever happens.
+
+It runs with the image's Python, beside the SDK installed from the same checkout, and
+reads the symbol kinds (descriptor keys, metadata folders) from the SDK's table.
 """
 
 from __future__ import annotations
@@ -28,11 +31,22 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
+try:
+    from ekuiper._kinds import KINDS as SYMBOL_KINDS
+    from ekuiper._kinds import SOURCE
+except ImportError as exc:  # only a broken image lacks the SDK: eKuiper must start anyway
+    print(f"dropin: cannot import the SDK ({exc}); starting without drop-in plugins; "
+          "install ekuiper-plugin-sdk into this Python", file=sys.stderr, flush=True)
+    sys.exit(0)
+
 # The plugin and symbol name rule of `ekuiper-plugin validate`: the names end up in SQL,
 # socket file names and paths. Whole-string, so a trailing newline does not pass.
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
-KINDS = ("sources", "sinks", "functions")
-META_EXTENSIONS = {"sources": (".yaml", ".json"), "sinks": (".json",), "functions": (".json",)}
+# The descriptor keys, which are also the folders of the symbols' metadata files.
+KINDS = tuple(kind.plural for kind in SYMBOL_KINDS)
+# A source's configuration (.yaml) goes to etc/ beside the metadata, as eKuiper's install does.
+META_EXTENSIONS = {kind: (".yaml", ".json") if kind == SOURCE.plural else (".json",)
+                   for kind in KINDS}
 MAX_DESCRIPTOR_BYTES = 1 << 20
 # Files and folders one plugin may hold: links inside the mount can multiply a tree.
 MAX_ENTRIES = 200_000
@@ -353,7 +367,7 @@ class Dropin:
         layout = self.layout
         # kuiperd 2.4 panics at boot when a plugins/ kind folder is missing, as on an empty
         # volume (Kubernetes never fills one from the image).
-        for kind in ("sources", "sinks", "functions", "portable", "wasm"):
+        for kind in (*KINDS, "portable", "wasm"):
             (layout.home / "plugins" / kind).mkdir(parents=True, exist_ok=True)
         self.installed = self._read_manifest()
         try:

@@ -504,6 +504,18 @@ def test_unusable_home_still_exits_0(stage: Stage, tmp_path: Path) -> None:
     assert boot.line("stopped early (NotADirectoryError: ")
 
 
+def test_python_without_the_sdk_installs_nothing_and_exits_0(stage: Stage) -> None:
+    """Run by a Python that lacks the SDK (a broken image), it says so and exits 0."""
+    done = subprocess.run(
+        [*_as_container_user(), sys.executable, "-S", str(DROPIN)],  # -S: no site-packages
+        env={"PATH": os.environ.get("PATH", ""), "EKUIPER_DROPIN_PLUGINS": str(stage.mount),
+             "KUIPER_HOME": str(stage.home)},
+        capture_output=True, text=True, errors="replace", timeout=60)
+    assert done.returncode == 0
+    assert done.stderr.startswith("dropin: cannot import the SDK (")
+    assert stage.installed() == []
+
+
 def test_entrypoint_starts_the_command_when_dropin_fails(tmp_path: Path) -> None:
     """Even when dropin.py itself fails, the entrypoint goes on to run eKuiper."""
     crash = tmp_path / "dropin.py"
