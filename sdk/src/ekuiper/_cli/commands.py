@@ -1,0 +1,391 @@
+"""`ekuiper-plugin`: create, check, try, package and install eKuiper Python plugins.
+
+    ekuiper-plugin new myplug                 a ready-to-run plugin folder
+    ekuiper-plugin validate myplug            what eKuiper would refuse, and how to fix it
+    ekuiper-plugin run myplug --source S      try a symbol without eKuiper
+    ekuiper-plugin package myplug             the zip eKuiper's REST install takes
+    ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
+
+Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ekuiper import __version__
+from ekuiper._cli.install import install_archive, install_url
+from ekuiper._cli.package import PackageError, package_plugin
+from ekuiper._cli.rest import RestError, Server, segment
+from ekuiper._cli.scaffold import new_plugin
+from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
+from ekuiper._cli.wheels import WheelTarget, add_wheel_arguments, target_from_args
+from ekuiper.errors import PluginProcessError
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "CliError",
+    "build_parser",
+    "cmd_install",
+    "cmd_list",
+    "cmd_new",
+    "cmd_package",
+    "cmd_remove",
+    "cmd_run",
+    "cmd_status",
+    "cmd_validate",
+    "main",
+    "progress",
+]
+
+DEFAULT_SERVER = "http://127.0.0.1:9081"
+
+
+class CliError(Exception):
+    """A failure to report in one line, with exit code 1."""
+
+
+def progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{what} is not valid JSON ({exc}): {text!r}") from None
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_new(args: argparse.Namespace) -> int:
+    name = args.name
+    if not NAME_RE.match(name):
+        raise CliError(f"plugin name {name!r} must be letters, digits and underscores")
+    sources, sinks, functions = args.source or [], args.sink or [], args.function or []
+    if not (sources or sinks or functions):
+        sources, sinks, functions = [f"{name}_source"], [f"{name}_sink"], [f"{name}_func"]
+    for symbol in [*sources, *sinks, *functions]:
+        if not NAME_RE.match(symbol):
+            raise CliError(f"symbol name {symbol!r} must be letters, digits and underscores")
+    try:
+        folder = new_plugin(Path(args.dir), name, sources, sinks, functions)
+    except (FileExistsError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"created {folder}")
+    print(f"  sources: {', '.join(sources) or '-'}; sinks: {', '.join(sinks) or '-'}; "
+          f"functions: {', '.join(functions) or '-'}")
+    print(f"next: ekuiper-plugin validate {folder} && ekuiper-plugin run {folder} "
+          f"{'--source ' + sources[0] if sources else ''}".rstrip())
+    return 0
+
+
+def _validated(folder: str, python: str | None, quiet: bool = False,
+               include_hidden: bool = False) -> Report:
+    if not quiet:
+        progress(f"validating {folder}")
+    report = validate_plugin(Path(folder), python, include_hidden)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    return report
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = _validated(args.dir, args.python, quiet=True)
+    errors = sum(p.severity == "error" for p in report.problems)
+    warnings = len(report.problems) - errors
+    if errors or (args.strict and warnings):
+        print(f"{report.name}: {errors} error(s), {warnings} warning(s)")
+        return 1
+    print(f"{report.name}: ok" + (f" ({warnings} warning(s))" if warnings else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ekuiper.testing import PluginHost
+
+    chosen = [k for k in ("source", "sink", "function") if getattr(args, k)]
+    if len(chosen) != 1:
+        raise CliError("give exactly one of --source, --sink or --function")
+    progress(f"starting {args.dir}")
+    try:
+        with PluginHost(args.dir, python=args.python) as host:
+            try:
+                return _run_symbol(host, chosen[0], args)
+            finally:
+                if args.show_log:
+                    print(host.log, file=sys.stderr)
+    except PluginProcessError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run_symbol(host: Any, kind: str, args: argparse.Namespace) -> int:
+    if kind == "source":
+        progress(f"reading {args.count} row(s) from source {args.source}")
+        for row in host.source(args.source, datasource=args.datasource, conf=args.conf,
+                               count=args.count, timeout=args.timeout):
+            print(json.dumps(row, ensure_ascii=False))
+    elif kind == "function":
+        call_args = args.args if isinstance(args.args, list) else [args.args]
+        print(json.dumps(host.function(args.function, *call_args), ensure_ascii=False))
+    else:
+        # One message: a row, or a list of rows (split into one frame each with sendSingle).
+        acks = host.sink(args.sink, [args.data], conf=args.conf,
+                         send_single=args.send_single, require_ack=args.require_ack,
+                         timeout=args.timeout)
+        for ack in acks:
+            print(json.dumps(ack))
+        time.sleep(0.2)  # let the sink's own output reach the log before it is shown
+        output = [line for line in host.log.splitlines() if line.strip()]
+        print("\n".join(output[-20:]), file=sys.stderr)
+        if any("error" in ack for ack in acks):
+            return 1
+    return 0
+
+
+def _build_package(folder: str, output: str | None, python: str | None,
+                   include_hidden: bool = False, wheels: WheelTarget | None = None) -> Path:
+    report = _validated(folder, python, include_hidden=include_hidden)
+    if not report.ok:
+        raise CliError(f"{report.name} is not valid; fix the errors above first")
+    target = Path(output) if output else Path.cwd() / f"{report.name}.zip"
+    if target.stem != report.name:
+        raise CliError(f"the zip must be named {report.name}.zip: eKuiper takes the plugin "
+                       "name from it")
+    try:
+        members = package_plugin(report.folder, report.descriptor, target, include_hidden,
+                                 wheels, progress)
+    except PackageError as exc:
+        raise CliError(str(exc)) from None
+    progress(f"packaged {len(members)} files into {target}")
+    for member in members:
+        print(f"  {member}", file=sys.stderr)
+    return target
+
+
+def _wheel_target(args: argparse.Namespace) -> WheelTarget | None:
+    try:
+        return target_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    print(_build_package(args.dir, args.output, args.python, args.include_hidden,
+                         _wheel_target(args)))
+    return 0
+
+
+def _server(args: argparse.Namespace) -> Server:
+    return Server(args.server, timeout=args.timeout)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    if args.serve is not None:
+        raise CliError("--serve is gone: install now uploads the zip through eKuiper's REST "
+                       "API, which works with eKuiper as it ships; drop --serve")
+    server = _server(args)
+    source = Path(args.plugin)
+    packaging_flags = [flag for flag, given in (
+        ("--bundle-wheels", args.bundle_wheels), ("--platform", args.wheel_platforms),
+        ("--python-version", args.wheel_python), ("--include-hidden", args.include_hidden))
+        if given]
+    if packaging_flags and not source.is_dir():
+        raise CliError(f"{', '.join(packaging_flags)} shape the zip made from a plugin folder; "
+                       f"{args.plugin} is already packaged: give the folder instead")
+    if urllib.parse.urlsplit(args.plugin).scheme in ("http", "https", "file"):
+        name = PurePosixPath(urllib.parse.urlsplit(args.plugin).path).stem
+        if not NAME_RE.match(name) or not args.plugin.endswith(".zip"):
+            raise CliError(f"a plugin URL must end in NAME.zip, NAME letters, digits and "
+                           f"underscores: {args.plugin}")
+        install_url(server, name, args.plugin, args.replace, args.shell_para or [], progress)
+        return _await_running(server, name, args.wait)
+    with tempfile.TemporaryDirectory() as tmp:
+        if source.is_dir():
+            archive = _build_package(str(source), str(Path(tmp) / f"{source.resolve().name}.zip"),
+                                     args.python, args.include_hidden, _wheel_target(args))
+        elif source.suffix == ".zip" and source.is_file():
+            archive = source.resolve()
+        else:
+            raise CliError(f"{source} is neither a plugin folder, a .zip file nor a URL")
+        if not NAME_RE.match(archive.stem):
+            raise CliError(f"{archive.name}: eKuiper takes the plugin name from the zip's "
+                           "name, which must be letters, digits and underscores")
+        install_archive(server, archive.stem, archive, args.replace, args.shell_para or [],
+                        progress)
+    return _await_running(server, archive.stem, args.wait)
+
+
+def _await_running(server: Server, name: str, wait: float) -> int:
+    progress(f"waiting up to {wait:.0f} s for {name} to run")
+    deadline = time.monotonic() + wait
+    while True:
+        status = server.status(name)
+        if status is None:
+            print(f"{name}: installed (this eKuiper starts plugins on first use)")
+            return 0
+        if status.get("status") == "running":
+            print(f"{name}: running")
+            return 0
+        if status.get("status") == "error" or time.monotonic() > deadline:
+            print(f"{name}: {status.get('status')} {status.get('errMsg', '')}".rstrip())
+            return 1
+        time.sleep(0.5)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    server = _server(args)
+    info = {str(p.get("name")): p for p in server.plugins()}
+    if args.name not in info:
+        raise CliError(f"no plugin {args.name!r} on {server.url} (installed: "
+                       f"{', '.join(sorted(info)) or 'none'})")
+    plugin = info[args.name]
+    status = server.status(args.name)
+    state = status.get("status", "?") if status else "installed"
+    print(f"{args.name} {plugin.get('version', '')}: {state}")
+    for kind in ("sources", "sinks", "functions"):
+        print(f"  {kind}: {', '.join(plugin.get(kind) or []) or '-'}")
+    if status:
+        refs = status.get("refCount") or {}
+        print(f"  rules: {', '.join(f'{r} ({n})' for r, n in sorted(refs.items())) or '-'}")
+        if status.get("errMsg"):
+            print(f"  error: {status['errMsg']}")
+    return 0 if state in ("running", "installed") else 1
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    server = _server(args)
+    message = server.checked("DELETE", f"/plugins/portables/{segment(args.name)}")
+    print(message if isinstance(message, str) and message else f"{args.name}: removed")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    server = _server(args)
+    plugins = server.plugins()
+    if not plugins:
+        print(f"no portable plugins on {server.url}")
+        return 0
+    for plugin in sorted(plugins, key=lambda p: str(p.get("name"))):
+        status = server.status(str(plugin.get("name")))
+        state = status.get("status", "?") if status else "installed"
+        symbols = "; ".join(f"{k}: {', '.join(plugin.get(k) or [])}"
+                            for k in ("sources", "sinks", "functions") if plugin.get(k))
+        print(f"{plugin.get('name')}\t{plugin.get('version', '')}\t{state}\t{symbols}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ekuiper-plugin", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `ekuiper-plugin COMMAND --help` for each command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server_default = os.environ.get("EKUIPER_URL", DEFAULT_SERVER)
+
+    def with_server(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", default=server_default,
+                       help=f"eKuiper REST URL (default: $EKUIPER_URL or {DEFAULT_SERVER})")
+        p.add_argument("--timeout", type=float, default=120.0,
+                       help="seconds to wait for each REST answer (default 120)")
+
+    def with_python(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--python", help="Python to run the plugin with (default: this one)")
+
+    def with_hidden(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--include-hidden", action="store_true",
+                       help="also pack hidden files such as .env (left out by default: they "
+                            "often hold secrets)")
+
+    p = sub.add_parser("new", help="create a ready-to-run plugin folder")
+    p.add_argument("name", help="plugin name (letters, digits, underscores)")
+    p.add_argument("--source", action="append", metavar="S", help="add a source (repeatable)")
+    p.add_argument("--sink", action="append", metavar="K", help="add a sink (repeatable)")
+    p.add_argument("--function", action="append", metavar="F", help="add a function")
+    p.add_argument("--dir", default=".", help="where to create it (default: here)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("validate", help="check a plugin folder; exit 1 on errors")
+    p.add_argument("dir", help="the plugin folder (holding <name>.json)")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    with_python(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="try one symbol of a plugin without eKuiper")
+    p.add_argument("dir", help="the plugin folder")
+    p.add_argument("--source", metavar="NAME", help="print rows of this source")
+    p.add_argument("--datasource", default="", help="the stream's DATASOURCE")
+    p.add_argument("--count", type=int, default=5, help="rows to read (default 5)")
+    p.add_argument("--function", metavar="NAME", help="call this function")
+    p.add_argument("--args", type=lambda t: _json_arg(t, "--args"), default=[],
+                   help='its arguments as a JSON list, e.g. \'["abc"]\'')
+    p.add_argument("--sink", metavar="NAME", help="send data to this sink")
+    p.add_argument("--data", type=lambda t: _json_arg(t, "--data"), default={},
+                   help="a JSON row or list of rows")
+    p.add_argument("--send-single", action="store_true", help="one object per row")
+    p.add_argument("--require-ack", action="store_true", help="print the sink's acks")
+    p.add_argument("--conf", type=lambda t: _json_arg(t, "--conf"), default=None,
+                   help="the symbol's configuration as a JSON object")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+    p.add_argument("--show-log", action="store_true", help="print the plugin's output after")
+    with_python(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("package", help="validate, then zip for eKuiper's REST install")
+    p.add_argument("dir", help="the plugin folder")
+    p.add_argument("-o", "--output", help="the zip to write (default: ./<name>.zip)")
+    with_python(p)
+    with_hidden(p)
+    add_wheel_arguments(p)
+    p.set_defaults(func=cmd_package)
+
+    p = sub.add_parser("install", help="install a plugin folder or zip on an eKuiper",
+                       description="Upload the plugin through eKuiper's REST API and install "
+                                   "it; works with eKuiper as it ships, local or remote.")
+    p.add_argument("plugin", help="plugin folder (packaged first), <name>.zip, or a URL "
+                                  "eKuiper downloads itself (http(s):// or file:// on the server)")
+    p.add_argument("--replace", action="store_true", help="update it if already installed")
+    p.add_argument("--serve", help=argparse.SUPPRESS)  # gone; says so when given
+    p.add_argument("--shell-para", action="append", metavar="ARG",
+                   help="argument for install.sh (repeatable)")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to run")
+    with_server(p)
+    with_python(p)
+    with_hidden(p)
+    add_wheel_arguments(p)
+    p.set_defaults(func=cmd_install)
+
+    for command, helptext, func in (("status", "show a plugin's state", cmd_status),
+                                    ("remove", "uninstall a plugin", cmd_remove)):
+        p = sub.add_parser(command, help=helptext)
+        p.add_argument("name", help="plugin name")
+        with_server(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("list", help="list the portable plugins of an eKuiper")
+    with_server(p)
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CliError, RestError) as exc:
+        print(f"ekuiper-plugin {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
