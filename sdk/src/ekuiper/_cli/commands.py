@@ -29,6 +29,7 @@ from ekuiper._cli.rest import RestError, Server, segment
 from ekuiper._cli.scaffold import new_plugin
 from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
 from ekuiper._cli.wheels import WheelTarget, add_wheel_arguments, target_from_args
+from ekuiper._kinds import FUNCTION, KINDS, SOURCE, Kind
 from ekuiper.errors import PluginProcessError
 
 __all__ = [
@@ -113,7 +114,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ekuiper.testing import PluginHost
 
-    chosen = [k for k in ("source", "sink", "function") if getattr(args, k)]
+    # --source, --sink and --function are named after the kinds' nouns.
+    chosen = [kind for kind in KINDS if getattr(args, kind.noun)]
     if len(chosen) != 1:
         raise CliError("give exactly one of --source, --sink or --function")
     progress(f"starting {args.dir}")
@@ -128,13 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
-def _run_symbol(host: Any, kind: str, args: argparse.Namespace) -> int:
-    if kind == "source":
+def _run_symbol(host: Any, kind: Kind, args: argparse.Namespace) -> int:
+    if kind is SOURCE:
         progress(f"reading {args.count} row(s) from source {args.source}")
         for row in host.source(args.source, datasource=args.datasource, conf=args.conf,
                                count=args.count, timeout=args.timeout):
             print(json.dumps(row, ensure_ascii=False))
-    elif kind == "function":
+    elif kind is FUNCTION:
         call_args = args.args if isinstance(args.args, list) else [args.args]
         print(json.dumps(host.function(args.function, *call_args), ensure_ascii=False))
     else:
@@ -252,8 +254,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = server.status(args.name)
     state = status.get("status", "?") if status else "installed"
     print(f"{args.name} {plugin.get('version', '')}: {state}")
-    for kind in ("sources", "sinks", "functions"):
-        print(f"  {kind}: {', '.join(plugin.get(kind) or []) or '-'}")
+    for kind in KINDS:
+        print(f"  {kind.plural}: {', '.join(plugin.get(kind.plural) or []) or '-'}")
     if status:
         refs = status.get("refCount") or {}
         print(f"  rules: {', '.join(f'{r} ({n})' for r, n in sorted(refs.items())) or '-'}")
@@ -278,8 +280,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for plugin in sorted(plugins, key=lambda p: str(p.get("name"))):
         status = server.status(str(plugin.get("name")))
         state = status.get("status", "?") if status else "installed"
-        symbols = "; ".join(f"{k}: {', '.join(plugin.get(k) or [])}"
-                            for k in ("sources", "sinks", "functions") if plugin.get(k))
+        symbols = "; ".join(f"{k.plural}: {', '.join(plugin.get(k.plural) or [])}"
+                            for k in KINDS if plugin.get(k.plural))
         print(f"{plugin.get('name')}\t{plugin.get('version', '')}\t{state}\t{symbols}")
     return 0
 
