@@ -308,25 +308,29 @@ def scaling_markdown(scaling: dict[str, Any]) -> str:
              f"{config['window_s']:g} s window after a {config['warmup_s']:g} s warm-up per "
              f"case, medians of {config['reps']} repetition(s). Symbols: instances kuiperd "
              f"started in the plugin. Plugin and kuiperd CPU in cores = CPU seconds per "
-             f"second of the window. Marginal: what each symbol beyond the first count added."]
+             f"second of the window. Switches: context switches of all the plugin's threads. "
+             f"Marginal: what each symbol beyond the first count added."]
     for kind, by_tag in scaling.get("summary", {}).items():
         lines += ["", f"**{SCALING_KINDS.get(kind, kind)}**", "",
                   "| SDK | rules | symbols | rows/s total | vs 1 rule | per rule, min"
-                  f"{DASH}max | plugin CPU µs/row | plugin cores | kuiperd cores | kuiperd "
-                  "µs/row | RSS MB | MB/symbol | marginal MB | threads | threads/symbol | "
-                  "marginal threads |",
+                  f"{DASH}max | plugin CPU µs/row | plugin cores | plugin switches/row | "
+                  "kuiperd cores | kuiperd µs/row | RSS MB | MB/symbol | marginal KB | "
+                  "threads | threads/symbol | marginal threads |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-                  "---:|---:|"]
+                  "---:|---:|---:|"]
         for tag, rows in by_tag.items():
             for count, row in rows.items():
+                marginal = row.get("marginal_rss_mb")
+                marginal_kb = None if marginal is None else 1024 * marginal
                 lines.append(
                     f"| {labels.get(tag, tag)} | {count} | {row.get('symbols', 0):.0f} | "
                     f"{_spread(row['rate'])} | {_opt(row.get('vs_first'), '{:.2f}x')} | "
                     f"{_num(row['rule_rate_min'])}{DASH}{_num(row['rule_rate_max'])} | "
                     f"{_spread(row['plugin_us_per_row'])} | {row['plugin_cores']:.2f} | "
+                    f"{_opt(row.get('switches_per_row'), '{:.3g}')} | "
                     f"{row['kuiperd_cores']:.2f} | {_num(row['kuiperd_us_per_row'])} | "
                     f"{row['rss_mb']:.1f} | {row['rss_mb_per_symbol']:.2f} | "
-                    f"{_opt(row.get('marginal_rss_mb'))} | {row['threads']:.0f} | "
+                    f"{_opt(marginal_kb, '{:.0f}')} | {row['threads']:.0f} | "
                     f"{row['threads_per_symbol']:.2f} | "
                     f"{_opt(row.get('marginal_threads'))} |")
     others = [s["other_cores"] for by_tag in scaling.get("samples", {}).values()

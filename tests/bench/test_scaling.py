@@ -143,7 +143,7 @@ def test_scaling_table_has_a_row_per_sdk_and_count() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| this SDK |")]
     assert len(rows) == 2
     assert "| 10 | 10 | 2,000 [2,000\u20132,000] | 2.00x |" in rows[1]
-    assert "| 1.49 |" in rows[1]  # MB per symbol
+    assert "| 1.49 | 102 |" in rows[1]  # MB per symbol, marginal KB per added symbol
 
 
 def test_scaling_table_notes_the_load_average() -> None:
