@@ -138,6 +138,10 @@ clean: ## Remove virtualenvs and caches (not the kuiperd cache)
 bench: venv ## Benchmarks vs the official and Go SDKs (not part of make test)
 	$(BIN)/python -m bench.run
 
+.PHONY: bench-scaling
+bench-scaling: venv ## 1, 10, 50 rules at once through one plugin, this SDK vs official (~5 min)
+	$(BIN)/python -m bench.scaling
+
 .PHONY: bench-images
 bench-images: venv ## Image size per arch and time to the first demo row (amd64 vs arm64 under qemu)
 	$(BIN)/python -m bench.images
