@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared across suites: `trap` (pip's index and proxies on a counting port).
+pytest_plugins = ["tests.pip_trap"]
+
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "plugins"
 TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"

@@ -13,10 +13,8 @@ import math
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from tests.conftest import REPO
 from tests.e2e.conftest import DOCKER, NATIVE, BootKuiperd
 from tests.e2e.kuiper import Kuiperd, KuiperREST
 from tests.e2e.scenarios import file_action, read_lines, stop_rule, uid
+from tests.pip_trap import PipTrap
 from tests.protocol.events import wait_for
 
 EXAMPLE = REPO / "examples" / "anomaly"
@@ -41,47 +40,17 @@ WINDOW = 20
 THRESHOLD = 6.0
 
 
-class Trap:
-    """A loopback port that counts the connections made to it and closes each at once."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.hits = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def env(self) -> dict[str, str]:
-        """pip's index and every proxy, here; nothing exempt from the proxy."""
-        return {"PIP_INDEX_URL": f"{self.url}/simple", "HTTPS_PROXY": self.url,
-                "HTTP_PROXY": self.url, "https_proxy": self.url, "http_proxy": self.url,
-                "NO_PROXY": "", "no_proxy": ""}
-
-
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    found = Trap()
-    yield found
-    found.sock.close()
 
 
 @pytest.fixture
 def target(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
-           trap: Trap) -> Iterator[KuiperREST]:
+           trap: PipTrap) -> Iterator[KuiperREST]:
     """kuiperd natively with the trap in its environment, or the compose stack."""
     kind, version = request.param
     if kind == "docker":
         yield request.getfixturevalue("docker_stack")
         return
-    yield boot_kuiperd(version, env=trap.env())
+    yield boot_kuiperd(version, env=trap.overrides())
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -128,7 +97,7 @@ def _scores(kuiper: KuiperREST) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("target", [NATIVE, DOCKER], indirect=True,
                          ids=[f"{t}-{v}" for t, v in (NATIVE, DOCKER)])
-def test_anomaly_plugin_installs_offline_and_flags_the_spikes(target: KuiperREST, trap: Trap,
+def test_anomaly_plugin_installs_offline_and_flags_the_spikes(target: KuiperREST, trap: PipTrap,
                                                                tmp_path: Path) -> None:
     """Packed with numpy's wheels, installed with no index reached; spikes flagged, only."""
     native = isinstance(target, Kuiperd)

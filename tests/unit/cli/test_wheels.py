@@ -12,12 +12,9 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +39,7 @@ from ekuiper._cli.wheels import (
     platform_tags,
     target_from_args,
 )
+from tests.pip_trap import PipTrap
 from tests.unit.cli.wheelhouse import (
     HOST_PY,
     HOST_TAG,
@@ -314,40 +312,9 @@ def _unpacked(plugin: Path, tmp_path: Path, house: Path) -> Path:
     return tmp_path / "installed"
 
 
-class Trap:
-    """A loopback port that counts the connections made to it and closes each at once."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.hits = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def env(self) -> dict[str, str]:
-        """pip's index and every proxy: any request pip makes lands here."""
-        base = {k: v for k, v in os.environ.items()
-                if k not in ("PIP_NO_INDEX", "NO_PROXY", "no_proxy")}
-        return {**base, "PIP_INDEX_URL": f"{self.url}/simple", "HTTPS_PROXY": self.url,
-                "HTTP_PROXY": self.url, "https_proxy": self.url, "http_proxy": self.url}
 
 
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    found = Trap()
-    yield found
-    found.sock.close()
-
-
-def _run(folder: Path, trap: Trap, *args: str, env: dict[str, str] | None = None
+def _run(folder: Path, trap: PipTrap, *args: str, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["/bin/sh", "install.sh", *args], cwd=folder, capture_output=True,
                           text=True, timeout=120, env={**trap.env(), **(env or {})})
@@ -360,7 +327,7 @@ def _pip_line(script: str) -> list[str]:
     return shlex.split(line.replace('"', ""))
 
 
-def test_trap_sees_pip_going_online(tmp_path: Path, trap: Trap) -> None:
+def test_trap_sees_pip_going_online(tmp_path: Path, trap: PipTrap) -> None:
     """The trap works: pip without --no-index, even --isolated, reaches it."""
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--isolated", "--retries",
                            "0", "--timeout", "3", "-d", str(tmp_path), "nosuchpkg"],
@@ -369,7 +336,7 @@ def test_trap_sees_pip_going_online(tmp_path: Path, trap: Trap) -> None:
 
 
 def test_install_script_installs_the_packed_wheels(plugin: Path, tmp_path: Path,
-                                                   trap: Trap) -> None:
+                                                   trap: PipTrap) -> None:
     """install.sh fills .deps from wheels/ alone: the wheel folder it came from is gone."""
     folder = _unpacked(plugin, tmp_path, tmp_path / "house")
     done = _run(folder, trap, sys.executable)
@@ -381,7 +348,7 @@ def test_install_script_installs_the_packed_wheels(plugin: Path, tmp_path: Path,
 
 
 def test_install_script_never_reaches_an_index(plugin: Path, tmp_path: Path,
-                                               trap: Trap) -> None:
+                                               trap: PipTrap) -> None:
     """A packed wheel gone missing fails the install with the fix; no index is tried."""
     folder = _unpacked(plugin, tmp_path, tmp_path / "house")
     for wheel in (folder / "wheels" / MACHINE).glob("*.whl"):
@@ -394,7 +361,7 @@ def test_install_script_never_reaches_an_index(plugin: Path, tmp_path: Path,
 
 
 def test_install_script_refuses_another_python(plugin: Path, tmp_path: Path,
-                                               trap: Trap) -> None:
+                                               trap: PipTrap) -> None:
     """Wheels for this Python, run with another: the message names both and the fix."""
     folder = _unpacked(plugin, tmp_path, tmp_path / "house")
     other = tmp_path / "python"
@@ -409,7 +376,7 @@ def test_install_script_refuses_another_python(plugin: Path, tmp_path: Path,
 
 
 def test_install_script_refuses_another_machine(plugin: Path, tmp_path: Path,
-                                                trap: Trap) -> None:
+                                                trap: PipTrap) -> None:
     """On a machine the package has no wheels for, it says which it has and how to add one."""
     folder = _unpacked(plugin, tmp_path, tmp_path / "house")
     fake = tmp_path / "bin"
@@ -424,7 +391,7 @@ def test_install_script_refuses_another_machine(plugin: Path, tmp_path: Path,
 
 
 def test_install_script_without_python_says_what_to_pass(plugin: Path, tmp_path: Path,
-                                                         trap: Trap) -> None:
+                                                         trap: PipTrap) -> None:
     """A first shell parameter that is no Python: the message names portable.pythonBin."""
     folder = _unpacked(plugin, tmp_path, tmp_path / "house")
     done = _run(folder, trap, str(tmp_path / "nopython"))
