@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from pathlib import Path
 from typing import Any
 
 OURS, OFFICIAL, GO = "py", "official", "go"
@@ -48,6 +49,17 @@ def without_urls(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [without_urls(item) for item in value]
     return value
+
+
+def replace_section(readme: Path, start: str, end: str, text: str) -> None:
+    """Put ``text`` between the ``start`` and ``end`` marks of ``readme`` (added at the end
+    when missing), leaving the rest as it is."""
+    content = readme.read_text()
+    if start not in content or end not in content:
+        content += f"\n{start}\n{end}\n"
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def series(samples: list[float]) -> dict[str, Any]:

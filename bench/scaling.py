@@ -398,12 +398,7 @@ def measure(sdks: list[Sdk], dist: Path, gate: QuietGate, errors: list[str],
 
 
 def update_readme(text: str) -> None:
-    readme = README.read_text()
-    if START_MARK not in readme or END_MARK not in readme:
-        readme += f"\n{START_MARK}\n{END_MARK}\n"
-    head, rest = readme.split(START_MARK, 1)
-    _, tail = rest.split(END_MARK, 1)
-    README.write_text(f"{head}{START_MARK}\n{text}\n{END_MARK}{tail}")
+    report.replace_section(README, START_MARK, END_MARK, text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
