@@ -105,6 +105,18 @@ def test_pull_refuses_a_live_socket_path(path: str) -> None:
     first.close()
 
 
+def test_pull_waits_for_a_dying_listener_to_go(path: str) -> None:
+    """A listener that goes within the bind wait (a SIGKILLed old plugin) is taken over."""
+    old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old.bind(path)
+    old.listen(1)
+    threading.Timer(0.3, old.close).start()  # the file stays, as after SIGKILL
+    started = time.monotonic()
+    pull = PullListener(path, url(path))
+    assert 0.25 < time.monotonic() - started < _sp.BIND_WAIT_S
+    pull.close()
+
+
 def test_pull_takes_a_redialled_peer(path: str) -> None:
     """After eKuiper's PUSH goes away and dials again, messages keep coming."""
     pull = PullListener(path, url(path))

@@ -66,6 +66,8 @@ _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_BACKOFF_MIN_S = 0.1
 _ACCEPT_BACKOFF_MAX_S = 1.0
 _SOCKET_MODE = 0o600
+# How long a bind waits for the listener holding its path to go (see _becomes_stale).
+BIND_WAIT_S = 2.0
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _log = logging.getLogger("ekuiper.transport")
 
@@ -509,7 +511,7 @@ class PullListener(_Guarded):
                 sock.bind(path)
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE or not check_socket_path(path, url) \
-                        or not _is_stale(path):
+                        or not _becomes_stale(path):
                     raise
                 os.unlink(path)
                 sock.bind(path)
@@ -745,6 +747,21 @@ def _unlink_if_ours(path: str, inode: int | None) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+def _becomes_stale(path: str) -> bool:
+    """The listener at ``path`` is gone, or goes within BIND_WAIT_S.
+
+    Why wait: eKuiper replaces a plugin (PUT) by SIGKILLing the old process without waiting
+    for it and replaying the start commands to the new one at once, so the old process
+    can still hold the sink's socket when the new one binds.
+    """
+    deadline = time.monotonic() + BIND_WAIT_S
+    while not _is_stale(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _is_stale(path: str) -> bool:
