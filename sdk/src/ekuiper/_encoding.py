@@ -27,8 +27,9 @@ The rules, for source rows, function results and ack texts alike:
 * ``Decimal``: eKuiper decodes every JSON number a portable plugin sends as a float64
   (Go's encoding/json into ``interface{}``), so no digit beyond float64's survives the trip
   as a number. A Decimal written without fraction digits (``Decimal("12")``) travels as
-  an integer, exactly; others as the float nearest them (what eKuiper would make of any
-  digits); one beyond float64's range is refused. Send ``str(d)`` to keep every digit.
+  an integer (every digit on the wire; eKuiper keeps them up to 2**53), others as the
+  float nearest them (what eKuiper would make of any digits); one beyond float64's range
+  is refused. Send ``str(d)`` to keep every digit.
 * numpy (optional, never imported here unless a value is numpy's): ``bool_`` a bool,
   integers ints, floats numbers, arrays nested lists by the same rules. float16 and
   float32 values travel as numpy prints them, the shortest decimal that reads back as the
@@ -38,6 +39,10 @@ The rules, for source rows, function results and ack texts alike:
 
 Anything else raises ``TypeError("Object of type X is not JSON serializable")``; a value
 nested deeper than Python's recursion limit, :data:`DEEP_MESSAGE`.
+
+Threads: :func:`encode` and :func:`decode` keep no state and may be called from any
+thread (every symbol's runtime thread does); the first call of either picks the encoder,
+and two threads racing it pick the same one. :func:`use` is for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -53,9 +58,9 @@ __all__ = [
     "DEEP_MESSAGE",
     "ENCODERS",
     "NAN_MESSAGE",
-    "encode",
     "as_record",
     "decode",
+    "encode",
     "encoder_name",
     "to_bytes",
     "use",
