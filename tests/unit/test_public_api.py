@@ -42,6 +42,13 @@ def test_all_exports_the_official_names() -> None:
         set(ekuiper.__all__)
 
 
+def test_public_surface_is_these_names() -> None:
+    """ekuiper exports exactly the official SDK's names, the exception roots and to_bytes."""
+    assert ekuiper.__all__ == ["ChannelClosedError", "Context", "EkuiperError", "Function",
+                               "PluginConfig", "Sink", "Source", "__version__", "plugin",
+                               "to_bytes"]
+
+
 def test_to_bytes_is_public() -> None:
     """ekuiper.to_bytes, the helper for binary payloads, is exported and takes one value."""
     assert "to_bytes" in ekuiper.__all__
