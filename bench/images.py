@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from bench.env import REPO, log
-from bench.report import without_urls
+from bench.report import series, without_urls
 from tests.e2e.kuiper import DEFAULT_VERSION, free_port
 
 RESULTS = REPO / "bench" / "results"
@@ -69,11 +69,6 @@ def time_to_first_row(platform: str, timeout_s: float = 600.0) -> float:
         subprocess.run([*compose, "down", "-v"], capture_output=True, env=env)
 
 
-def summary(samples: list[float]) -> dict[str, Any]:
-    return {"samples": samples, "median": statistics.median(samples), "min": min(samples),
-            "max": max(samples)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platforms", default=f"{native_platform()},linux/arm64",
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     base = results["platforms"][platforms[0]]
     base_first = statistics.median(base["first_row_s"])
     for figures in results["platforms"].values():
-        figures["first_row_s"] = summary(figures["first_row_s"])
+        figures["first_row_s"] = series(figures["first_row_s"])
         figures["size_vs_baseline"] = figures["size_bytes"] / base["size_bytes"]
         figures["first_row_vs_baseline"] = figures["first_row_s"]["median"] / base_first
         subprocess.run(["docker", "image", "rm", figures["image"]], capture_output=True)

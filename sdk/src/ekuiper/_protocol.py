@@ -246,6 +246,10 @@ def encode_source_frame(message: Mapping[str, Any], meta: Mapping[str, Any] | No
     return _encoding.encode({"message": message, "meta": meta}, 1 if meta is None else 0)
 
 
+# How a source error frame starts; ekuiper.testing tells such frames from rows by it.
+SOURCE_ERROR_PREFIX = b"source error: "
+
+
 def encode_source_error_frame(text: str) -> bytes:
     """Encode a frame that eKuiper counts as a source exception carrying ``text``.
 
@@ -254,7 +258,7 @@ def encode_source_error_frame(text: str) -> bytes:
     (the frame's text included), while ``{"error": ...}`` would become an empty row. So
     the error travels as a plain-text frame. eKuiper 1.x logs it and drops it.
     """
-    return f"source error: {text}".encode("utf-8", "replace")
+    return SOURCE_ERROR_PREFIX + text.encode("utf-8", "replace")
 
 
 def encode_ack_error(text: str) -> bytes:

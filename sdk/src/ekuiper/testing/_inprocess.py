@@ -15,7 +15,7 @@ from typing import Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION, SINK, SOURCE
-from ekuiper._protocol import Control, Meta
+from ekuiper._protocol import SOURCE_ERROR_PREFIX, Control, Meta
 from ekuiper._runtime.function import FunctionRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
@@ -36,8 +36,6 @@ __all__ = [
     "validate",
 ]
 
-# How a source's emit_error frame starts (see _protocol.encode_source_error_frame).
-SOURCE_ERROR_PREFIX = b"source error: "
 
 
 @dataclass
