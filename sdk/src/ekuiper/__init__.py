@@ -8,7 +8,10 @@ A plugin's main program::
 
 ``to_bytes(value)`` gets the bytes of a binary payload (a stream with ``FORMAT="binary"``)
 back from what eKuiper hands a function or sink: base64 text, or raw bytes.
+``ErrorPolicy`` is a symbol's per-record error policy (``on_error`` on the class).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ekuiper._encoding import to_bytes
 from ekuiper.context import Context
@@ -19,10 +22,14 @@ from ekuiper.runtime.plugin import PluginConfig
 from ekuiper.sink import Sink
 from ekuiper.source import Source
 
+if TYPE_CHECKING:
+    from ekuiper._policy import ErrorPolicy
+
 __all__ = [
     "ChannelClosedError",
     "Context",
     "EkuiperError",
+    "ErrorPolicy",
     "Function",
     "PluginConfig",
     "Sink",
@@ -33,3 +40,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # ErrorPolicy loads on first use: a plugin without error policies imports nothing more.
+    if name == "ErrorPolicy":
+        from ekuiper._policy import ErrorPolicy
+
+        return ErrorPolicy
+    raise AttributeError(f"module 'ekuiper' has no attribute {name!r}")

@@ -43,6 +43,7 @@ __all__ = [
     "decode_sink_rows",
     "encode_ack_error",
     "encode_func_reply",
+    "encode_func_result",
     "encode_source_error_frame",
     "encode_source_frame",
     "function_url",
@@ -334,6 +335,12 @@ def parse_func_request(raw: bytes) -> FuncRequest:
     raise ProtocolError(
         f"unknown function call {func!r:.200}: expected Exec, Validate or IsAggregate"
     )
+
+
+def encode_func_result(result: Any) -> bytes:
+    """Encode a successful function reply; raise TypeError/ValueError for a result JSON
+    cannot carry (see encode_func_reply)."""
+    return _encoding.encode({"state": True, "result": result})
 
 
 def encode_func_reply(state: bool, result: Any) -> bytes:

@@ -8,7 +8,9 @@ can catch them all with one clause::
     │   └── FrameTooLargeError    a frame longer than EKUIPER_MAX_FRAME_BYTES (peer dropped)
     ├── PluginConfigError         PluginConfig or the plugin descriptor is unusable
     ├── SymbolError               a start command names a symbol the plugin cannot run
-    │   └── SymbolNotFoundError   no factory registered under that name and kind
+    │   ├── SymbolNotFoundError   no factory registered under that name and kind
+    │   └── PolicyError           an ErrorPolicy or a sink's collect* property is unusable
+    │                             (also a ValueError)
     ├── ChannelClosedError        emit/ack on a symbol that has been stopped
     ├── ChannelTimeout            a channel's send or receive deadline passed
     ├── ChannelConnectError       a channel to eKuiper could not be opened (also a
@@ -29,6 +31,7 @@ __all__ = [
     "FrameTooLargeError",
     "PluginProcessError",
     "PluginConfigError",
+    "PolicyError",
     "ProtocolError",
     "SymbolError",
     "SymbolNotFoundError",
@@ -60,6 +63,14 @@ class SymbolError(EkuiperError):
 
 class SymbolNotFoundError(SymbolError):
     """A start command names a symbol that the PluginConfig does not register."""
+
+
+class PolicyError(SymbolError, ValueError):
+    """An error policy cannot be used: an ``ErrorPolicy`` argument, a symbol's
+    ``on_error`` or a sink action's ``collectRetries``/``collectBackoff``/
+    ``collectMaxBackoff`` property. The message names the field, the value and what is
+    expected; at a start it fails the rule's start with that message.
+    """
 
 
 class ChannelClosedError(EkuiperError):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ekuiper.context import Context
+
+if TYPE_CHECKING:
+    from ekuiper._policy import ErrorPolicy
 
 __all__ = ["Function"]
 
@@ -18,8 +21,13 @@ class Function(ABC):
     instance, function id) and is the same object for every call from it.
 
     An exception from ``exec`` becomes an error of the rule's operator with the
-    exception's text; so does a result that JSON cannot carry.
+    exception's text; so does a result that JSON cannot carry. Set ``on_error =
+    ErrorPolicy.null()`` (or ``ErrorPolicy.default(value)``) on the class to give such a
+    row that value instead: the failure is logged (one traceback per raise site) and
+    counted, and the rule sees no error.
     """
+
+    on_error: ClassVar[ErrorPolicy | None] = None
 
     def validate(self, args: list[Any]) -> str | None:
         """Check the argument AST nodes when a rule is created.

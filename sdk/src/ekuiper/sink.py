@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ekuiper.context import Context
+
+if TYPE_CHECKING:
+    from ekuiper._policy import ErrorPolicy
 
 __all__ = ["Sink"]
 
@@ -31,9 +34,17 @@ class Sink(ABC):
     that returns without calling ``ctx.ack_ok``/``ctx.ack_error`` is acked ok, one that
     raises is acked with the exception's text. Without ``requireAck`` the ack calls do
     nothing. A failing message never stops the sink.
+
+    ``on_error = ErrorPolicy.retry(n, backoff, max_backoff)`` on the class calls a
+    ``collect`` that raised again, up to ``n`` times, waiting ``backoff`` seconds doubling
+    up to ``max_backoff``; the next message waits, and the ack (with ``requireAck``) is
+    sent once, after the last attempt. The action properties ``collectRetries``,
+    ``collectBackoff`` and ``collectMaxBackoff`` (durations: ``500``, ``"500ms"``,
+    ``"2s"``) set or override it; a bad value fails the rule's start.
     """
 
     decode_rows: ClassVar[bool] = False
+    on_error: ClassVar[ErrorPolicy | None] = None
 
     def configure(self, conf: dict[str, Any]) -> None:  # noqa: B027
         """Take the rule action's properties; raise if they are unusable."""

@@ -57,20 +57,22 @@ class FailureLog:
         self.logger = logger
         self._seen: set[tuple[str, str, int]] = set()
 
-    def report(self, what: str, exc: BaseException) -> None:
+    def report(self, what: str, exc: BaseException, level: int = logging.ERROR,
+               outcome: str = "") -> None:
+        """Log that ``what`` raised ``exc``; ``outcome`` ("; the row gets null") follows."""
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
         site = (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "",
                 tb.tb_lineno if tb else 0)
         if site in self._seen:
-            self.logger.error("%s raised %s: %s", what, type(exc).__name__,
-                              describe_exception(exc))
+            self.logger.log(level, "%s raised %s: %s%s", what, type(exc).__name__,
+                            describe_exception(exc), outcome)
             return
         if len(self._seen) < self._MAX_SITES:
             self._seen.add(site)
-        self.logger.error("%s raised (traceback shown once per place it is raised)", what,
-                          exc_info=exc)
+        self.logger.log(level, "%s raised%s (traceback shown once per place it is raised)",
+                        what, outcome, exc_info=exc)
 
 
 def call_bounded(fn: Callable[[], Any], what: str, logger: logging.Logger,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ekuiper import _logging, _protocol
@@ -52,6 +53,14 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
+        # Rows whose failure the function's on_error policy turned into a value.
+        self.errors_replaced = 0
+        self._replacement = b""
+        self._replaced_outcome = ""
+        self._exec: Callable[[FuncRequest], bytes] = self._exec_plain
+        on_error = getattr(function, "on_error", None)
+        if on_error is not None:
+            self._use_policy(on_error)
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -103,15 +112,41 @@ class FunctionRuntime(SymbolRuntime):
 
     def _dispatch(self, request: FuncRequest) -> bytes:
         if request.func == "Exec":
-            assert request.call_meta is not None
-            ctx = self.context_for(request.call_meta, request.func_id)
-            return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
+            return self._exec(request)
         if request.func == "Validate":
             verdict = self.function.validate(request.args)
             if verdict:
                 return _protocol.encode_func_reply(False, str(verdict))
             return _protocol.encode_func_reply(True, "")
         return _protocol.encode_func_reply(True, bool(self.function.is_aggregate()))
+
+    def _exec_plain(self, request: FuncRequest) -> bytes:
+        assert request.call_meta is not None
+        ctx = self.context_for(request.call_meta, request.func_id)
+        return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
+
+    def _use_policy(self, on_error: Any) -> None:
+        """Serve Exec through the on_error policy; a bad policy raises PolicyError."""
+        from ekuiper import _policy  # only functions that declare a policy load it
+
+        policy = _policy.function_policy(self.control.symbol_name, on_error)
+        if policy is None:
+            return
+        self._replacement = _policy.replacement_reply(self.control.symbol_name, policy)
+        self._replaced_outcome = f"; the row's result is {policy.describe()} (on_error)"
+        self._exec = self._exec_replacing
+
+    def _exec_replacing(self, request: FuncRequest) -> bytes:
+        assert request.call_meta is not None
+        ctx = self.context_for(request.call_meta, request.func_id)
+        try:
+            return _protocol.encode_func_result(self.function.exec(request.args, ctx))
+        except Exception as exc:  # exec's exceptions and results JSON cannot carry
+            self.last_failure = exc
+            self.errors_replaced += 1
+            self._failures.report(_USER_METHOD["Exec"], exc, logging.WARNING,
+                                  self._replaced_outcome)
+            return self._replacement
 
     def context_for(self, meta: Meta, func_id: int) -> SymbolContext:
         key = (meta.rule_id, meta.op_id, meta.instance_id, func_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _protocol
 from ekuiper._kinds import SINK
@@ -14,6 +14,9 @@ from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError, ProtocolError
 from ekuiper.sink import Sink
+
+if TYPE_CHECKING:
+    from ekuiper._policy import ErrorPolicy
 
 __all__ = ["SinkRuntime"]
 
@@ -54,6 +57,14 @@ class SinkRuntime(SymbolRuntime):
         # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
         self.delivered = 0
         self.first_error: BaseException | None = None
+        # The collect retry policy (set by start) and its counters: retries made, and
+        # messages acked as failed after their last retry.
+        self.retry: ErrorPolicy | None = None
+        self.retries = 0
+        self.retry_exhausted = 0
+        self.wakeup = threading.Event()  # set by stop: a retry's backoff ends at once
+        self._holding = False
+        self._held: bytes | None = None
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -62,7 +73,14 @@ class SinkRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        self.sink.configure(dict(self.control.config))
+        config = self.control.config
+        if getattr(self.sink, "on_error", None) is not None \
+                or any(key.startswith("collect") for key in config):
+            from ekuiper import _policy  # only sinks that use a retry policy load it
+
+            self.retry = _policy.sink_policy(self.control.symbol_name,
+                                             getattr(self.sink, "on_error", None), config)
+        self.sink.configure(dict(config))
         self.data = self.transport.sink(self.control.meta)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)
@@ -110,6 +128,11 @@ class SinkRuntime(SymbolRuntime):
                 # The SDK's own text already says what is wrong with the frame.
                 self._failed(exc, str(exc))
                 return
+        if self.retry is not None:
+            from ekuiper._runtime.retry import collect_with_retry
+
+            collect_with_retry(self, data, self.retry)
+            return
         try:
             self.sink.collect(self.ctx, data)
         except ChannelClosedError:
@@ -146,7 +169,25 @@ class SinkRuntime(SymbolRuntime):
                 self.logger.warning("message already acknowledged; extra ack ignored")
                 return
             self._acked = True
+            if self._holding:
+                self._held = frame  # a retried collect: sent after its last attempt
+                return
         self._send_ack(frame)
+
+    def hold_acks(self) -> None:
+        """Before an attempt of a retried collect: its acks are kept, not sent."""
+        with self._ack_lock:
+            self._acked = False
+            self._held = None
+            self._holding = True
+
+    def release_acks(self) -> None:
+        """After the last attempt: send the ack it made, if any (else the auto ack will)."""
+        with self._ack_lock:
+            self._holding = False
+            frame, self._held = self._held, None
+        if frame is not None:
+            self._send_ack(frame)
 
     def _send_ack(self, frame: bytes) -> None:
         assert self.acks is not None
@@ -160,6 +201,7 @@ class SinkRuntime(SymbolRuntime):
                 return
 
     def _shutdown(self) -> None:
+        self.wakeup.set()
         if self.data is not None:
             self.data.close()
         self._join(f"collect() of {self.control.label}")

@@ -53,6 +53,8 @@ class SinkRun:
 
     acks: list[dict[str, Any]] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)  # the frames handed to the sink
+    retries: int = 0  # collect calls repeated by the sink's retry policy
+    retry_exhausted: int = 0  # messages failed after their last retry
 
 
 def _wait(predicate: Any, timeout: float) -> bool:
@@ -130,7 +132,9 @@ def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = N
     ``data`` items: a dict (one row), a list of dicts, or raw bytes. With
     ``require_ack`` the returned ``acks`` hold one ``{}``/``{"error": ...}`` per message.
     Unless ``raise_errors=False``, the first exception ``open``/``collect`` raised is
-    re-raised after the run (its ack, if any, is still recorded).
+    re-raised after the run (its ack, if any, is still recorded). A retry policy (the
+    sink's ``on_error`` or ``collectRetries`` etc. in ``conf``) applies as in eKuiper: a
+    collect that succeeds on a retry raises nothing; give ``timeout`` room for backoffs.
     """
     config = {**(conf or {}), "sendSingle": send_single, "requireAck": require_ack}
     control = Control(_symbol_name(sink), SINK.wire, Meta(rule_id, op_id, instance_id), "", config)
@@ -152,7 +156,8 @@ def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = N
     if not done:
         raise TimeoutError(f"the sink handled {runtime.delivered} of {len(frames)} messages "
                            f"within {timeout} s")
-    return SinkRun([json.loads(a) for a in acks_channel.sent], frames)
+    return SinkRun([json.loads(a) for a in acks_channel.sent], frames, runtime.retries,
+                   runtime.retry_exhausted)
 
 
 def _function_runtime(function: Function) -> FunctionRuntime:
@@ -174,7 +179,8 @@ def call_function(function: Function, *args: Any, rule_id: str = "test", op_id: 
     """Call ``function.exec`` through the SDK's real request path and return the result.
 
     The result travels as eKuiper would receive it (JSON), so a value JSON cannot carry
-    raises TypeError here, as it would fail the rule. Exceptions from ``exec`` propagate.
+    raises TypeError here, as it would fail the rule. Exceptions from ``exec`` propagate,
+    unless the function's ``on_error`` policy replaces them: then its value is returned.
     """
     meta = json.dumps({"ruleId": rule_id, "opId": op_id, "instanceId": instance_id,
                        "funcId": func_id})
