@@ -43,10 +43,11 @@ def test_all_exports_the_official_names() -> None:
 
 
 def test_public_surface_is_these_names() -> None:
-    """ekuiper exports exactly the official SDK's names, the exception roots and to_bytes."""
-    assert ekuiper.__all__ == ["ChannelClosedError", "Context", "EkuiperError", "Function",
-                               "PluginConfig", "Sink", "Source", "__version__", "plugin",
-                               "to_bytes"]
+    """ekuiper exports the official SDK's names, the exception roots, to_bytes and
+    ErrorPolicy."""
+    assert ekuiper.__all__ == ["ChannelClosedError", "Context", "EkuiperError", "ErrorPolicy",
+                               "Function", "PluginConfig", "Sink", "Source", "__version__",
+                               "plugin", "to_bytes"]
 
 
 def test_to_bytes_is_public() -> None:

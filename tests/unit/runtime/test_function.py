@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from typing import Any
 
 import pytest
 
-from ekuiper import Context, Function, PluginConfig
+from ekuiper import Context, ErrorPolicy, Function, PluginConfig
+from ekuiper._protocol import Control, Meta
 from ekuiper._runtime import function as function_runtime
+from ekuiper._runtime.function import FunctionRuntime
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper.testing import MemoryTransport
 
@@ -122,3 +126,87 @@ def test_exec_error_names_the_exception_type() -> None:
 def test_exec_error_starting_with_h_is_a_json_reply() -> None:
     """An error text starting with 'h' travels inside the JSON reply, never as bare text."""
     assert _failing_reply(HangsUp) == b'{"state":false,"result":"hangup: line dropped"}'
+
+
+# -- on_error: per-row error policy ---------------------------------------------------
+
+
+class Divides(Function):
+    on_error = ErrorPolicy.null()
+
+    def exec(self, args: list[Any], ctx: Context) -> Any:
+        if args[0] == "object":
+            return object()
+        return 10 / args[0]
+
+    def validate(self, args: list[Any]) -> str:
+        raise RuntimeError("validate broke")
+
+
+def _policy_runtime(function: Function) -> FunctionRuntime:
+    control = Control("divides", "func", Meta("", "", 0))
+    return FunctionRuntime(control, function, "p", MemoryTransport(),
+                           logging.getLogger("test.policy"))
+
+
+def _call(runtime: FunctionRuntime, func: str, arg: Any) -> Any:
+    return json.loads(runtime.handle(json.dumps({"func": func, "arg": arg}).encode()))
+
+
+EXEC_META = json.dumps({"ruleId": "r", "opId": "op", "instanceId": 0, "funcId": 0})
+
+
+def test_null_policy_turns_an_exec_exception_into_null() -> None:
+    """With on_error = null(), a raising row answers state true, result null, and counts."""
+    runtime = _policy_runtime(Divides())
+    assert _call(runtime, "Exec", [0, EXEC_META]) == {"state": True, "result": None}
+    assert _call(runtime, "Exec", [5, EXEC_META]) == {"state": True, "result": 2.0}
+    assert runtime.errors_replaced == 1
+
+
+def test_default_policy_replaces_a_result_json_cannot_carry() -> None:
+    """A result JSON cannot carry is replaced by the declared default too."""
+
+    class WithDefault(Divides):
+        on_error = ErrorPolicy.default(-1)
+
+    runtime = _policy_runtime(WithDefault())
+    assert _call(runtime, "Exec", ["object", EXEC_META]) == {"state": True, "result": -1}
+    assert runtime.errors_replaced == 1
+
+
+def test_policy_leaves_validate_failures_alone() -> None:
+    """on_error is per row: a failing validate still rejects the rule."""
+    runtime = _policy_runtime(Divides())
+    assert _call(runtime, "Validate", []) == {"state": False,
+                                             "result": "RuntimeError: validate broke"}
+    assert runtime.errors_replaced == 0
+
+
+def test_replaced_rows_log_one_traceback_per_site(caplog: pytest.LogCaptureFixture) -> None:
+    """The first replaced failure from a place logs its traceback, later ones one line."""
+    runtime = _policy_runtime(Divides())
+    with caplog.at_level(logging.WARNING, "test.policy"):
+        for _ in range(3):
+            _call(runtime, "Exec", [0, EXEC_META])
+    records = [r for r in caplog.records if r.name == "test.policy"]
+    assert [r.levelno for r in records] == [logging.WARNING] * 3
+    assert [r.exc_info is not None for r in records] == [True, False, False]
+    assert records[1].getMessage() == ("exec() raised ZeroDivisionError: division by zero; "
+                                       "the row's result is null (on_error)")
+
+
+@pytest.mark.parametrize(("on_error", "expected"), [
+    ("null", r"function 'divides': on_error is 'null' \(str\)"),
+    (ErrorPolicy.retry(1), "not for a function"),
+    (ErrorPolicy.default(object()), "on_error default <object object at .* cannot be sent"),
+])
+def test_bad_policy_fails_the_function_start(on_error: Any, expected: str) -> None:
+    """A function's unusable on_error is the start reply eKuiper shows for the rule."""
+    bad = type("Bad", (Divides,), {"on_error": on_error})
+    rt = PluginRuntime(PluginConfig("p", {}, {}, {"divides": bad}), MemoryTransport())
+    ctrl = {"symbolName": "divides", "pluginType": "func",
+            "meta": {"ruleId": "", "opId": "", "instanceId": 0}}
+    reply = rt.handle(_start("start", ctrl)).decode()
+    rt.shutdown()
+    assert re.search(expected, reply), reply

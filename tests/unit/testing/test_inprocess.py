@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ekuiper import Context, Function, Sink, Source
+from ekuiper import Context, ErrorPolicy, Function, Sink, Source
 from ekuiper.testing import call_function, is_aggregate, run_sink, run_source, validate
 from tests.conftest import PLUGINS
 
@@ -123,3 +123,29 @@ def test_validate_and_is_aggregate(pysam: dict[str, Any]) -> None:
     assert validate(revert, [{"x": 1}]) is None
     assert validate(revert, []) == "revert takes exactly one argument"
     assert is_aggregate(revert) is False
+
+
+class SafeDivide(Divide):
+    on_error = ErrorPolicy.default(0)
+
+
+class SafeSneaky(Sneaky):
+    on_error = ErrorPolicy.null()
+
+
+class RetriedExploding(Exploding):
+    on_error = ErrorPolicy.retry(2, 0.001)
+
+
+def test_call_function_honours_the_null_policy() -> None:
+    """A function with on_error returns its value instead of raising, as in eKuiper."""
+    assert call_function(SafeDivide(), 1, 0) == 0
+    assert call_function(SafeSneaky()) is None
+    assert call_function(SafeDivide(), 6, 3) == 2
+
+
+def test_run_sink_honours_the_retry_policy() -> None:
+    """run_sink retries as the sink's policy says and reports the retries it made."""
+    run = run_sink(RetriedExploding(), [{"a": 1}], require_ack=True, raise_errors=False)
+    assert run.acks == [{"error": "OSError: disk full (gave up after 3 attempts)"}]
+    assert (run.retries, run.retry_exhausted) == (2, 1)
