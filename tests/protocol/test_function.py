@@ -98,3 +98,13 @@ def test_repeated_function_start_keeps_one_loop(testplug: ProtocolHost) -> None:
     assert testplug.command("start", {"symbolName": "upper", "pluginType": "func",
                                       "meta": {"ruleId": "", "opId": "", "instanceId": 0}}) == b"ok"
     assert fn.exec("z")["result"] == "Z"
+
+
+def test_null_policy_answers_null_for_a_raising_row(testplug: ProtocolHost) -> None:
+    """A function declaring on_error = ErrorPolicy.null() answers a raising row with null."""
+    _, fn = testplug.start_function("nullfails")
+    assert fn.exec(3) == {"state": True, "result": None}
+    assert fn.exec(4) == {"state": True, "result": 40}
+    log = wait_for(lambda: "the row's result is null (on_error)" in testplug.log()
+                   and testplug.log(), what="the replaced failure in the plugin log")
+    assert "ZeroDivisionError: odd 3" in log

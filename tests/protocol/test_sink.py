@@ -112,3 +112,34 @@ def test_sink_restart_reuses_socket_path(testplug: ProtocolHost, out_dir: Path) 
     assert sink is not None
     sink.send(b'{"v":2}')
     assert _collected(out_dir, 1)[0]["data"] == '{"v":2}'
+
+
+def test_retry_policy_delivers_after_failures_in_order(testplug: ProtocolHost,
+                                                       out_dir: Path) -> None:
+    """A sink failing twice per message is retried by its policy: each kept once, in order,
+    the next message waiting for the previous, one ok ack per message."""
+    _, sink = testplug.start_sink("flaky", config={"requireAck": True})
+    for n in range(3):
+        sink.send(f'{{"n":{n}}}'.encode())
+    assert [sink.ack() for _ in range(3)] == [{}, {}, {}]
+    assert [e["data"] for e in _collected(out_dir, 3)] == ['{"n":0}', '{"n":1}', '{"n":2}']
+    assert [(e["data"], e["n"]) for e in events(out_dir, "attempt")] == \
+        [(f'{{"n":{n}}}', a) for n in range(3) for a in (1, 2, 3)]
+
+
+def test_exhausted_retries_ack_the_error_once(testplug: ProtocolHost, out_dir: Path) -> None:
+    """With collectRetries below the failures, the message is acked failed once, after the
+    last attempt."""
+    _, sink = testplug.start_sink("flaky", config={"requireAck": True, "collectRetries": 1})
+    sink.send(b'{"n":0}')
+    assert sink.ack() == {"error": "ConnectionError: store unavailable (attempt 2) "
+                                   "(gave up after 2 attempts)"}
+    assert sink.no_ack_within(0.5)
+    assert len(events(out_dir, "attempt")) == 2
+
+
+def test_bad_retry_property_fails_the_start(testplug: ProtocolHost) -> None:
+    """A collect* property eKuiper passes through with a bad value is the start's error."""
+    reply, _ = testplug.start_sink("flaky", config={"collectMaxBackoff": "later"})
+    assert reply.decode().startswith("sink 'flaky': action property collectMaxBackoff is "
+                                     "'later'; expected a duration")

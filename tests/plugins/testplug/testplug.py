@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, List
 
-from ekuiper import Context, Function, PluginConfig, Sink, Source, plugin
+from ekuiper import Context, ErrorPolicy, Function, PluginConfig, Sink, Source, plugin
 
 _lock = threading.Lock()
 
@@ -167,6 +167,26 @@ class BadOpenSink(Sink):
         record("collect", symbol="badopen")
 
 
+class Flaky(Sink):
+    """Raises on the first ``fail_times`` (conf, default 2) attempts of each message, then
+    keeps it; retried by its class policy unless the action's collect* properties say
+    otherwise. Records an "attempt" per call and a "collect" per message kept."""
+
+    on_error = ErrorPolicy.retry(3, 0.05, 0.2)
+
+    def configure(self, conf: dict) -> None:
+        self.fail_times = int(conf.get("fail_times", 2))
+        self.attempts: dict = {}
+
+    def collect(self, ctx: Context, data: Any) -> None:
+        text = data.decode()
+        self.attempts[text] = self.attempts.get(text, 0) + 1
+        record("attempt", symbol="flaky", data=text, n=self.attempts[text])
+        if self.attempts[text] <= self.fail_times:
+            raise ConnectionError(f"store unavailable (attempt {self.attempts[text]})")
+        record("collect", symbol="flaky", data=text, rule=ctx.get_rule_id())
+
+
 class Upper(Function):
     def exec(self, args: List[Any], ctx: Context) -> Any:
         record("exec", symbol="upper", rule=ctx.get_rule_id(), ctx=id(ctx))
@@ -184,6 +204,17 @@ class Fails(Function):
         return True
 
 
+class NullFails(Function):
+    """Raises for odd numbers; its on_error policy makes those rows null."""
+
+    on_error = ErrorPolicy.null()
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        if int(args[0]) % 2:
+            raise ZeroDivisionError(f"odd {args[0]}")
+        return int(args[0]) * 10
+
+
 class NotJson(Function):
     def exec(self, args: List[Any], ctx: Context) -> Any:
         return object()
@@ -199,6 +230,6 @@ if __name__ == "__main__":
         {"counter": Counter, "stubborn": Stubborn, "broken": Broken, "reporter": Reporter,
          "badfactory": broken_factory, "hangs": HangsOnClose,
          "threaded": Threaded},
-        {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink},
-        {"upper": Upper, "fails": Fails, "notjson": NotJson},
+        {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink, "flaky": Flaky},
+        {"upper": Upper, "fails": Fails, "notjson": NotJson, "nullfails": NullFails},
     ))
