@@ -92,7 +92,7 @@ def test_durations_read_as_ekuiper_writes_them(value: Any, seconds: float) -> No
 
 
 @pytest.mark.parametrize("value", ["", "5x", "s", "1 s", "-1s", True, None, [1], -5,
-                                   "2h", math.inf, "nan"])
+                                   "2h", math.inf, "nan", "\u00b2", "\u0663s", "1e3"])
 def test_bad_durations_name_field_and_value(value: Any) -> None:
     """A value that is no duration in range fails with the field, value and the forms."""
     with pytest.raises(PolicyError) as err:
@@ -109,7 +109,7 @@ def test_millisecond_forms_agree(ms: int) -> None:
         pytest.approx(parse_duration("f", f"{ms}ms", where))
 
 
-@given(st.one_of(JSON, st.text(alphabet="0123456789.mhs -+e", max_size=12)))
+@given(st.one_of(JSON, st.text(alphabet="0123456789.mhs -+e\u00b2\u0663", max_size=12)))
 def test_duration_parse_only_raises_policy_error(value: Any) -> None:
     """Whatever an action property holds, the result is seconds in range or PolicyError."""
     try:
@@ -119,7 +119,7 @@ def test_duration_parse_only_raises_policy_error(value: Any) -> None:
     assert 0 <= seconds <= MAX_DELAY_S
 
 
-@given(JSON)
+@given(st.one_of(JSON, st.text(alphabet="0123456789 \u00b2\u0663.-", max_size=8)))
 def test_count_parse_only_raises_policy_error(value: Any) -> None:
     """A retry count is a whole number in range, or PolicyError naming the field."""
     try:

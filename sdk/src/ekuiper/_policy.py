@@ -55,7 +55,9 @@ DEFAULT_MAX_BACKOFF_S: Final = 5.0
 _REPLACE: Final = "replace"
 _RETRY: Final = "retry"
 # Go's time.ParseDuration forms eKuiper's own duration properties take ("1m30s", "250ms").
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)", re.ASCII)
+_DIGITS = re.compile(r"\d+", re.ASCII)
+_DECIMAL = re.compile(r"\d+(?:\.\d*)?|\.\d+", re.ASCII)
 _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -148,7 +150,7 @@ def _seconds(value: float) -> str:
 def parse_count(field: str, value: Any, where: str) -> int:
     """A whole number from a JSON property: an integer, an integral float or digits."""
     number: Any = value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = int(value.strip())
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
@@ -167,7 +169,7 @@ def parse_duration(field: str, value: Any, where: str) -> float:
         seconds = float(value) / 1000.0
     elif isinstance(value, str):
         text = value.strip()
-        if text.replace(".", "", 1).isdigit():
+        if _DECIMAL.fullmatch(text):
             seconds = float(text) / 1000.0
         elif text and _DURATION_PART.sub("", text) == "":
             seconds = sum(float(amount) * _UNIT_S[unit]

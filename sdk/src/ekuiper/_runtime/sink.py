@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ekuiper import _protocol
@@ -63,6 +64,7 @@ class SinkRuntime(SymbolRuntime):
         self.retries = 0
         self.retry_exhausted = 0
         self.wakeup = threading.Event()  # set by stop: a retry's backoff ends at once
+        self._collect_retrying: Callable[[SinkRuntime, Any, ErrorPolicy], None]
         self._holding = False
         self._held: bytes | None = None
 
@@ -80,6 +82,10 @@ class SinkRuntime(SymbolRuntime):
 
             self.retry = _policy.sink_policy(self.control.symbol_name,
                                              getattr(self.sink, "on_error", None), config)
+            if self.retry is not None:
+                from ekuiper._runtime.retry import collect_with_retry
+
+                self._collect_retrying = collect_with_retry
         self.sink.configure(dict(config))
         self.data = self.transport.sink(self.control.meta)
         try:
@@ -129,9 +135,7 @@ class SinkRuntime(SymbolRuntime):
                 self._failed(exc, str(exc))
                 return
         if self.retry is not None:
-            from ekuiper._runtime.retry import collect_with_retry
-
-            collect_with_retry(self, data, self.retry)
+            self._collect_retrying(self, data, self.retry)
             return
         try:
             self.sink.collect(self.ctx, data)
