@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ekuiper.context import Context
 
@@ -31,12 +31,23 @@ class Sink(ABC):
     that returns without calling ``ctx.ack_ok``/``ctx.ack_error`` is acked ok, one that
     raises is acked with the exception's text. Without ``requireAck`` the ack calls do
     nothing. A failing message never stops the sink.
+
+    Typed config (opt-in), as for sources: ``config_type`` (a dataclass or TypedDict)
+    makes ``configure`` get an instance converted from the action's properties; eKuiper's
+    own (``sendSingle``, ``requireAck``, ``format``, ...) are dropped unless declared, and
+    ``config_unknown`` says what other undeclared ones do (``"warn"``, ``"error"``,
+    ``"ignore"``).
     """
 
     decode_rows: ClassVar[bool] = False
+    config_type: ClassVar[type[Any] | None] = None
+    config_unknown: ClassVar[Literal["warn", "error", "ignore"]] = "warn"
 
-    def configure(self, conf: dict[str, Any]) -> None:  # noqa: B027
-        """Take the rule action's properties; raise if they are unusable."""
+    def configure(self, conf: Any) -> None:  # noqa: B027
+        """Take the rule action's properties; raise if they are unusable.
+
+        ``conf`` is a ``dict[str, Any]``, or an instance of ``config_type`` when declared.
+        """
 
     def open(self, ctx: Context) -> None:  # noqa: B027
         """Connect to whatever the sink writes to; raising makes every message fail."""

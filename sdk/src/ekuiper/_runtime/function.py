@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ekuiper import _logging, _protocol
@@ -13,7 +14,7 @@ from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
-from ekuiper.function import Function
+from ekuiper.function import Function, _call_exec
 
 __all__ = ["FunctionRuntime"]
 
@@ -52,6 +53,13 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
+        # Bound once: a typed call() gets its precomputed binder and signature check.
+        self._exec: Callable[[list[Any], Any], Any] = function.exec
+        self._validate: Callable[[list[Any]], Any] = function.validate
+        if getattr(type(function), "exec", None) is _call_exec:
+            from ekuiper._runtime.typed import typed_function
+
+            self._exec, self._validate = typed_function(function, control.symbol_name)
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -105,9 +113,9 @@ class FunctionRuntime(SymbolRuntime):
         if request.func == "Exec":
             assert request.call_meta is not None
             ctx = self.context_for(request.call_meta, request.func_id)
-            return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
+            return _protocol.encode_func_reply(True, self._exec(request.args, ctx))
         if request.func == "Validate":
-            verdict = self.function.validate(request.args)
+            verdict = self._validate(request.args)
             if verdict:
                 return _protocol.encode_func_reply(False, str(verdict))
             return _protocol.encode_func_reply(True, "")

@@ -62,7 +62,13 @@ class SinkRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        self.sink.configure(dict(self.control.config))
+        conf: Any = dict(self.control.config)
+        if getattr(type(self.sink), "config_type", None) is not None:
+            from ekuiper._runtime.typed import typed_conf
+
+            conf = typed_conf(self.sink, conf, f"{SINK.noun} {self.control.symbol_name!r}",
+                              self.logger)
+        self.sink.configure(conf)
         self.data = self.transport.sink(self.control.meta)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)
