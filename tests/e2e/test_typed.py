@@ -115,3 +115,22 @@ def test_typed_function_bad_call_refused_at_creation(kuiperd: Kuiperd, tmp_path:
     assert resp.status == 400, resp
     assert expected in json.dumps(resp.body).replace('\\"', '"'), resp.body
     assert kuiperd.get(f"/rules/{rule}").status != 200
+
+
+def test_generated_metadata_is_what_kuiperd_serves(kuiperd: Kuiperd) -> None:
+    """kuiperd reads the files `ekuiper-plugin metadata` generated (as Manager would)."""
+    source = kuiperd.get("/metadata/sources/ticks")
+    assert source.status == 200, source
+    props = {p["name"]: p for p in source.body["properties"]["default"]}
+    assert props["period"]["type"] == "float" and props["period"]["default"] == 1.0
+    assert props["mode"]["values"] == ["fast", "slow"]
+    sink = kuiperd.get("/metadata/sinks/keep")
+    assert sink.status == 200, sink
+    path = next(p for p in sink.body["properties"] if p["name"] == "path")
+    assert path["optional"] is False and path["type"] == "string"
+    functions = kuiperd.get("/metadata/functions")
+    assert functions.status == 200, functions
+    shout = next(f for group in functions.body for f in group.get("functions", [])
+                 if f.get("name") == "shout")
+    assert [a["name"] for a in shout["args"]] == ["text", "times"]
+    assert shout["example"] == "shout(text[, times])"
