@@ -95,9 +95,10 @@ def _field_default(field: _typed.Field, cls: type) -> tuple[bool, Any]:
         return _json_default(field.default)
     if dataclasses.is_dataclass(cls):
         for f in dataclasses.fields(cls):
-            if f.name == field.name and f.default_factory is not dataclasses.MISSING:
+            factory: Any = f.default_factory
+            if f.name == field.name and factory is not dataclasses.MISSING:
                 try:
-                    return _json_default(f.default_factory())
+                    return _json_default(factory())
                 except Exception:  # a factory that needs more than describe mode has
                     return False, None
     return False, None
@@ -223,7 +224,8 @@ def merge(kind: str, symbol: str, existing: Any, generated: dict[str, Any]) -> d
     about["description"] = _texts(about.get("description"), description,
                                   skeleton["about"]["description"]["en_US"])
     if kind == "functions":
-        old = doc.get("functions") if isinstance(doc.get("functions"), list) else []
+        listed = doc.get("functions")
+        old: list[Any] = listed if isinstance(listed, list) else []
         others = [f for f in old if not (isinstance(f, dict) and f.get("name") == symbol)]
         mine = next((f for f in old if isinstance(f, dict) and f.get("name") == symbol), {})
         gen = generated["functions"][0]
@@ -232,7 +234,8 @@ def merge(kind: str, symbol: str, existing: Any, generated: dict[str, Any]) -> d
         entry["hint"] = _texts(mine.get("hint"), gen["hint"])
         entry["args"] = _merge_entries(mine.get("args"), gen["args"],
                                        ("optional", "control", "type"), label_fallback=True)
-        ret = dict(mine.get("return")) if isinstance(mine.get("return"), dict) else {}
+        committed = mine.get("return")
+        ret: dict[str, Any] = dict(committed) if isinstance(committed, dict) else {}
         ret["type"] = gen["return"]["type"]
         ret["hint"] = _texts(ret.get("hint"), {})
         entry["return"] = ret
@@ -242,8 +245,9 @@ def merge(kind: str, symbol: str, existing: Any, generated: dict[str, Any]) -> d
         return doc
     keys = ("default", "optional", "control", "type", "values")
     if kind == "sources":
-        props = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
-        props = dict(props)
+        committed_props = doc.get("properties")
+        props: dict[str, Any] = (dict(committed_props) if isinstance(committed_props, dict)
+                                 else {})
         props["default"] = _merge_entries(props.get("default"),
                                           generated["properties"]["default"], keys, True)
         doc["properties"] = props
