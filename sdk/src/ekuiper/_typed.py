@@ -462,17 +462,18 @@ def _record(spec: ConfigSpec, value: Any, path: str, rules: _Rules,
             continue
         sub = f"{path}.{key}" if path else key
         out[key] = raw if field.convert is None else field.convert(raw, sub)
+    # A typo'd key also makes its field missing: name the typo first.
+    if strict_keys and unknown:
+        raise rules.err(f"{_where(path)}unknown propert{'y' if len(unknown) == 1 else 'ies'} "
+                        f"{', '.join(repr(k) for k in unknown[:10])}"
+                        f"{_suggest(unknown[0], spec)}; {spec.cls.__name__} declares "
+                        f"{', '.join(f.name for f in spec.fields) or 'none'}")
     missing = [f for f in spec.fields if f.required and f.name not in out]
     if missing:
         names = ", ".join(f"{f.name} ({type_label(f.type)})" for f in missing)
         where = f" in {path}" if path else ""
         raise rules.err(f"missing required propert{'y' if len(missing) == 1 else 'ies'}"
                         f"{where}: {names}")
-    if strict_keys and unknown:
-        raise rules.err(f"{_where(path)}unknown propert{'y' if len(unknown) == 1 else 'ies'} "
-                        f"{', '.join(repr(k) for k in unknown[:10])}"
-                        f"{_suggest(unknown[0], spec)}; {spec.cls.__name__} declares "
-                        f"{', '.join(f.name for f in spec.fields) or 'none'}")
     if spec.typed_dict:
         return out, unknown
     try:
