@@ -34,7 +34,7 @@ class TicksConfig:
     every: timedelta = timedelta(milliseconds=1500)
     tags: list[str] = field(default_factory=lambda: ["x"])
     servers: list[Server] = field(default_factory=list)
-    required: Optional[int] = None
+    required: int | None = None
 
 
 class Ticks(Source):

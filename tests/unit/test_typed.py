@@ -43,14 +43,14 @@ class Conf:
 
     name: str
     rate: float = 1.0
-    count: Optional[int] = None
+    count: Optional[int] = None  # noqa: UP045 (the typing spelling must work too)
     on: bool = False
     every: timedelta = timedelta(seconds=1)
     mode: Literal["fast", "slow"] = "fast"
     color: Color = Color.RED
     tags: list[str] = field(default_factory=list)
     weights: dict[str, float] = field(default_factory=dict)
-    server: Optional[Server] = None
+    server: Server | None = None
     servers: list[Server] = field(default_factory=list)
     anything: Any = None
     either: Union[int, str] = 0
@@ -305,7 +305,7 @@ class Mean(Function):
 
 
 class Maybe(Function):
-    def call(self, x: Optional[float]) -> str:
+    def call(self, x: Optional[float]) -> str:  # noqa: UP045
         return "none" if x is None else f"{x:.1f}"
 
 

@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -52,7 +52,7 @@ class OutConfig:
 
 class Out(Sink):
     config_type = OutConfig
-    seen: list[Any] = []
+    seen: ClassVar[list[Any]] = []
 
     def configure(self, conf: OutConfig) -> None:
         Out.seen.append(conf)
@@ -175,7 +175,7 @@ def test_untyped_plugin_loads_no_typed_machinery() -> None:
     """An untyped plugin's runtime path never imports ekuiper._typed, dataclasses or inspect."""
     code = """
 import sys
-from typing import Any
+from typing import Any, ClassVar
 from ekuiper import Context, Function, Source
 from ekuiper._runtime import function, lifecycle, sink, source
 class F(Function):
