@@ -15,7 +15,7 @@ def _call_exec(self: Function, args: list[Any], ctx: Context) -> Any:
     from ekuiper import _typed
 
     spec = _typed.call_spec(type(self))
-    return _typed.bind_call(self, spec)(args, ctx)
+    return _typed.bind_call(self, spec)(list(args), ctx)  # the binder may convert in place
 
 
 class Function(ABC):  # noqa: B024 (exec is abstract at run time, see below)
