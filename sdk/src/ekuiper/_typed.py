@@ -688,7 +688,7 @@ def _compiled(call: Callable[..., Any], spec: CallSpec,
             test = "True"
         lines += [f"    if {guard}{test}:", f"        args[{i}] = _arg(c{i}, args[{i}], w{i})"]
     lines.append("    return call(*args, ctx=ctx)" if spec.wants_ctx else "    return call(*args)")
-    exec("\n".join(lines), ns)  # noqa: S102 (our own source, see above)
+    exec("\n".join(lines), ns)  # our own source: see the docstring
     invoke: Callable[[list[Any], Any], Any] = ns["invoke"]
     return invoke
 
