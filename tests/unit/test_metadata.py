@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ekuiper import Context, Function, Sink, Source
 from ekuiper._metadata import describe_metadata, generate, merge, property_type
@@ -162,3 +164,21 @@ def test_describe_metadata_reports_unusable_declarations() -> None:
     out = describe_metadata([("functions", "bad", Bad), ("sinks", "out", Out)])
     assert "cannot be passed from SQL" in out["functions"]["bad"]["error"]
     assert out["sinks"]["out"]["properties"][0]["name"] == "path"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["about", "properties", "default", "functions", "name", "args",
+                         "hint", "label", "return", "en_US", "node", "x"]), inner, max_size=4),
+    max_leaves=15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values)
+def test_merge_over_any_committed_json_is_stable(existing: Any) -> None:
+    """Any committed JSON merges without error, and merging the result again changes nothing."""
+    for kind, symbol, cls in (("sources", "ticks", Ticks), ("functions", "shout", Shout)):
+        generated = generate(kind, symbol, cls)
+        once = merge(kind, symbol, existing, generated)
+        assert merge(kind, symbol, once, generated) == once

@@ -269,7 +269,7 @@ json_values = st.recursive(
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from([f.name for f in config_spec(Conf).fields] +
-                                       ["format", "x"]), json_values))
+                                       ["format", "x"]) | st.integers(), json_values))
 def test_any_json_conf_converts_or_raises_config_error(conf: dict[str, Any]) -> None:
     """Whatever JSON eKuiper sends, the result is a Conf or a ConfigError, nothing else."""
     try:
