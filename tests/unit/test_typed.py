@@ -385,18 +385,46 @@ def test_check_call_nodes_counts_and_types_literals() -> None:
         "argument 2 (times) of shout(): expected an integer (int), got 2.5")
 
 
+def _functions() -> list[type[Function]]:
+    return [Shout, Mean, Maybe, Norm]
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(json_values, max_size=5))
+@given(st.lists(json_values | st.builds(lambda v: {"Val": v}, json_values), max_size=5))
 def test_check_call_nodes_never_raises(nodes: list[Any]) -> None:
     """Any node list eKuiper could send gets "" or a refusal text, never an exception."""
-    assert isinstance(check_call_nodes(call_spec(Mean, "mean"), nodes), str)
+    for cls in _functions():
+        assert isinstance(check_call_nodes(call_spec(cls, cls.__name__), nodes), str)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(json_values, max_size=4))
 def test_bind_call_raises_only_argument_errors(args: list[Any]) -> None:
     """Any Exec arguments give a result or an ArgumentError."""
-    try:
-        bind_call(Shout(), call_spec(Shout, "shout"))(args, None)
-    except ArgumentError as exc:
-        assert str(exc)
+    for cls in _functions():
+        try:
+            bind_call(cls(), call_spec(cls, cls.__name__))(list(args), None)
+        except ArgumentError as exc:
+            assert str(exc)
+
+
+@dataclass
+class Point:
+    x: float
+    y: float = 0.0
+
+
+class Norm(Function):
+    def call(self, p: Point) -> float:
+        return abs(p.x) + abs(p.y)
+
+
+def test_record_argument_is_built_and_its_errors_are_argument_errors() -> None:
+    """A map for a dataclass parameter becomes the dataclass; a bad one an ArgumentError."""
+    invoke = bind_call(Norm(), call_spec(Norm, "norm"))
+    assert invoke([{"x": 3, "y": -4}], None) == 7.0
+    with pytest.raises(ArgumentError, match=r"argument 1 \(p\) of norm\(\)\.x: expected a "
+                                            r"number \(float\), got 'a' \(str\)"):
+        invoke([{"x": "a"}], None)
+    assert check_call_nodes(call_spec(Norm, "norm"), [{"Val": 3}]).startswith(
+        "argument 1 (p) of norm(): expected an object (Point), got 3 (int)")

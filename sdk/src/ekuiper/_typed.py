@@ -411,12 +411,18 @@ _specs: dict[tuple[type, bool], ConfigSpec] = {}
 
 
 def config_spec(cls: type, lenient: bool = True) -> ConfigSpec:
-    """The fields of a dataclass or TypedDict; TypeError (naming it) for anything else."""
+    """The fields of a dataclass or TypedDict; TypeError (naming it) for anything else.
+
+    ``lenient``: converted as conf (raising ConfigError), else as function arguments
+    (raising ArgumentError).
+    """
     cached = _specs.get((cls, lenient))
     if cached is not None:
         return cached
     owner = getattr(cls, "__qualname__", repr(cls))
-    rules = _Rules(lenient, ConfigError)
+    # Lenient is the conf's strictness, strict a function argument's (a map given to a
+    # dataclass parameter): each raises its own error.
+    rules = _Rules(lenient, ConfigError if lenient else ArgumentError)
     hints = _hints(cls, owner)
     fields: list[Field] = []
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
