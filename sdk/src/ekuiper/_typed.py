@@ -694,7 +694,8 @@ def _compiled(call: Callable[..., Any], spec: CallSpec,
             test = "True"
         lines += [f"    if {guard}{test}:", f"        args[{i}] = _arg(c{i}, args[{i}], w{i})"]
     lines.append("    return call(*args, ctx=ctx)" if spec.wants_ctx else "    return call(*args)")
-    exec("\n".join(lines), ns)  # our own source: see the docstring
+    # Our own source (see the docstring); the file name says what it is in a traceback.
+    exec(compile("\n".join(lines), f"<ekuiper binder of {spec.name}()>", "exec"), ns)
     invoke: Callable[[list[Any], Any], Any] = ns["invoke"]
     return invoke
 
