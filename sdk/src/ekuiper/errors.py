@@ -9,8 +9,12 @@ can catch them all with one clause::
     ├── PluginConfigError         PluginConfig or the plugin descriptor is unusable
     ├── SymbolError               a start command names a symbol the plugin cannot run
     │   ├── SymbolNotFoundError   no factory registered under that name and kind
-    │   └── PolicyError           an ErrorPolicy or a sink's collect* property is unusable
+    │   ├── PolicyError           an ErrorPolicy or a sink's collect* property is unusable
+    │   │                         (also a ValueError)
+    │   └── ConfigError           a conf value does not fit the symbol's config_type
     │                             (also a ValueError)
+    ├── ArgumentError             a typed function got arguments its call() does not take
+    │                             (also a TypeError)
     ├── ChannelClosedError        emit/ack on a symbol that has been stopped
     ├── ChannelTimeout            a channel's send or receive deadline passed
     ├── ChannelConnectError       a channel to eKuiper could not be opened (also a
@@ -24,9 +28,11 @@ eKuiper verbatim, where they surface as the rule's or plugin's error text.
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "ChannelClosedError",
     "ChannelConnectError",
     "ChannelTimeout",
+    "ConfigError",
     "EkuiperError",
     "FrameTooLargeError",
     "PluginProcessError",
@@ -70,6 +76,23 @@ class PolicyError(SymbolError, ValueError):
     ``on_error`` or a sink action's ``collectRetries``/``collectBackoff``/
     ``collectMaxBackoff`` property. The message names the field, the value and what is
     expected; at a start it fails the rule's start with that message.
+    """
+
+
+class ConfigError(SymbolError, ValueError):
+    """The conf eKuiper sent does not fit the symbol's ``config_type``.
+
+    The text names the property, the value and the type expected, e.g.
+    ``interval: expected a number (float), got 'fast' (str)``; the rule's start fails
+    with it.
+    """
+
+
+class ArgumentError(EkuiperError, TypeError):
+    """A typed function's ``call`` cannot take the arguments of a call.
+
+    Raised by the default ``validate`` (as its refusal text, when the rule is created)
+    and per call, naming the argument, the value and the type expected.
     """
 
 

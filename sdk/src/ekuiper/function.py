@@ -13,14 +13,32 @@ if TYPE_CHECKING:
 __all__ = ["Function"]
 
 
-class Function(ABC):
+def _call_exec(self: Function, args: list[Any], ctx: Context) -> Any:
+    """``exec`` of a function that declares a typed ``call`` instead (see Function)."""
+    from ekuiper import _typed
+
+    spec = _typed.call_spec(type(self))
+    return _typed.bind_call(self, spec)(list(args), ctx)  # the binder may convert in place
+
+
+class Function(ABC):  # noqa: B024 (exec is abstract at run time, see below)
     """A symbol usable in SQL as ``name(args...)``.
 
     One object serves every rule that calls the function; calls arrive one at a time on
     the function's own thread. ``ctx`` identifies the calling expression (rule, operator,
     instance, function id) and is the same object for every call from it.
 
-    An exception from ``exec`` becomes an error of the rule's operator with the
+    Define either ``exec(self, args, ctx)`` (the official SDK's form: ``args`` is the list
+    of argument values) or, instead, a typed ``call`` whose parameters are the SQL
+    arguments, e.g. ``def call(self, text: str, times: int = 1) -> str``. With ``call``:
+    the default ``validate`` refuses a rule that passes too few or too many arguments, or
+    a literal of the wrong type, with the signature in its text; each call converts the
+    values losslessly (an int for a ``float``) and refuses others with an ArgumentError
+    naming the argument; a keyword-only ``ctx`` parameter gets the Context; ``*args``
+    takes any number more. ``ekuiper-plugin metadata`` writes ``functions/<name>.json``
+    from the signature and the docstring. When a class defines both, ``exec`` is used.
+
+    An exception from ``exec``/``call`` becomes an error of the rule's operator with the
     exception's text; so does a result that JSON cannot carry. Set ``on_error =
     ErrorPolicy.null()`` (or ``ErrorPolicy.default(value)``) on the class to give such a
     row that value instead: the failure is logged (one traceback per raise site) and
@@ -29,16 +47,33 @@ class Function(ABC):
 
     on_error: ClassVar[ErrorPolicy | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class with a typed call and no exec of its own gets the exec that binds one.
+        if getattr(cls, "exec", None) is Function.exec and callable(getattr(cls, "call", None)):
+            cls.exec = _call_exec  # type: ignore[method-assign]
+
     def validate(self, args: list[Any]) -> str | None:
         """Check the argument AST nodes when a rule is created.
 
-        Return "" or None to accept, an error text to reject (or raise).
+        Return "" or None to accept, an error text to reject (or raise). The default
+        accepts, or, for a typed ``call``, checks the argument count and literal types.
         """
+        if type(self).exec is _call_exec:
+            from ekuiper import _typed
+
+            return _typed.check_call_nodes(_typed.call_spec(type(self)), args)
         return ""
 
-    @abstractmethod
-    def exec(self, args: list[Any], ctx: Context) -> Any:
-        """Compute the result for one row's argument values."""
+    if TYPE_CHECKING:
+        # Not abstract for the type checker, so a class with only a typed `call` type-checks;
+        # at run time it is, so a class with neither still fails when instantiated.
+        def exec(self, args: list[Any], ctx: Context) -> Any:
+            """Compute the result for one row's argument values."""
+    else:
+        @abstractmethod
+        def exec(self, args: list[Any], ctx: Context) -> Any:
+            """Compute the result for one row's argument values."""
 
     def is_aggregate(self) -> bool:
         """Whether the function aggregates over a group (asked once per function)."""

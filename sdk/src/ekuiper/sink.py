@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ekuiper.context import Context
 
@@ -41,13 +41,24 @@ class Sink(ABC):
     sent once, after the last attempt. The action properties ``collectRetries``,
     ``collectBackoff`` and ``collectMaxBackoff`` (durations: ``500``, ``"500ms"``,
     ``"2s"``) set or override it; a bad value fails the rule's start.
+
+    Typed config (opt-in), as for sources: ``config_type`` (a dataclass or TypedDict)
+    makes ``configure`` get an instance converted from the action's properties; eKuiper's
+    own (``sendSingle``, ``requireAck``, ``format``, ...) are dropped unless declared, and
+    ``config_unknown`` says what other undeclared ones do (``"warn"``, ``"error"``,
+    ``"ignore"``).
     """
 
     decode_rows: ClassVar[bool] = False
     on_error: ClassVar[ErrorPolicy | None] = None
+    config_type: ClassVar[type[Any] | None] = None
+    config_unknown: ClassVar[Literal["warn", "error", "ignore"]] = "warn"
 
-    def configure(self, conf: dict[str, Any]) -> None:  # noqa: B027
-        """Take the rule action's properties; raise if they are unusable."""
+    def configure(self, conf: Any) -> None:  # noqa: B027
+        """Take the rule action's properties; raise if they are unusable.
+
+        ``conf`` is a ``dict[str, Any]``, or an instance of ``config_type`` when declared.
+        """
 
     def open(self, ctx: Context) -> None:  # noqa: B027
         """Connect to whatever the sink writes to; raising makes every message fail."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from ekuiper.context import Context
 
@@ -24,10 +24,24 @@ class Source(ABC):
     3. ``close(ctx)`` runs exactly once when the rule stops (or the plugin shuts down),
        on the control thread; it should make ``open`` return. After it, ``ctx.emit``
        raises ChannelClosedError, which ends an ``open`` that ignores ``close``.
+
+    Typed config (opt-in): set ``config_type`` to a dataclass or TypedDict and
+    ``configure`` gets an instance of it, converted from the merged conf (yaml ``default``
+    + CONF_KEY section + stream options), instead of the dict. A value that does not fit
+    fails the rule's start with a ConfigError naming the property, the value and the type.
+    Keys eKuiper adds itself (``format``, ``datasource``, ...) are dropped unless declared;
+    ``config_unknown`` says what other undeclared keys do: ``"warn"`` (log them once per
+    start, naming the nearest declared one), ``"error"`` or ``"ignore"``.
     """
 
-    def configure(self, datasource: str, conf: dict[str, Any]) -> None:  # noqa: B027
-        """Take the stream's DATASOURCE and the merged configuration; raise if unusable."""
+    config_type: ClassVar[type[Any] | None] = None
+    config_unknown: ClassVar[Literal["warn", "error", "ignore"]] = "warn"
+
+    def configure(self, datasource: str, conf: Any) -> None:  # noqa: B027
+        """Take the stream's DATASOURCE and the merged configuration; raise if unusable.
+
+        ``conf`` is a ``dict[str, Any]``, or an instance of ``config_type`` when declared.
+        """
 
     @abstractmethod
     def open(self, ctx: Context) -> None:

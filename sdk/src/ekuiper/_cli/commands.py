@@ -111,6 +111,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metadata(args: argparse.Namespace) -> int:
+    from ekuiper._cli.metadata import metadata_files, write_file
+
+    folder = Path(args.dir).resolve()
+    report = validate_plugin(folder, args.python)
+    if report.described is None:
+        for problem in report.problems:
+            if problem.severity == "error":
+                print(problem, file=sys.stderr)
+        raise CliError("cannot read the plugin's symbols; fix the errors above first")
+    files = metadata_files(folder, report.described)
+    if not files:
+        print(f"{report.name}: no symbol declares a config_type or a typed call(); "
+              "nothing to generate")
+        return 0
+    stale = 0
+    for entry in files:
+        if entry.error:
+            stale += 1
+            print(f"{entry.rel}: cannot generate: {entry.error}")
+        elif entry.up_to_date:
+            print(f"{entry.rel}: up to date")
+        elif args.write:
+            write_file(entry)
+            print(f"{entry.rel}: written")
+        else:
+            stale += 1
+            what = ("missing" if not entry.exists else "not valid JSON" if entry.unreadable
+                    else "out of date: " + ", ".join(entry.changes))
+            print(f"{entry.rel}: {what}")
+    if stale and not args.write:
+        print(f"run `ekuiper-plugin metadata {args.dir} --write` to update them")
+    return 1 if stale else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ekuiper.testing import PluginHost
 
@@ -324,6 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     with_python(p)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("metadata", help="check (or --write) the metadata JSON of typed "
+                                        "symbols; exit 1 when one is out of date",
+                       description="Generate sources/sinks/functions/<name>.json from each "
+                                   "symbol's config_type or typed call(); hand-written "
+                                   "parts of a committed file (other languages, icons, "
+                                   "hints the code lacks) are kept.")
+    p.add_argument("dir", help="the plugin folder")
+    p.add_argument("--write", action="store_true", help="write the files that differ")
+    with_python(p)
+    p.set_defaults(func=cmd_metadata)
 
     p = sub.add_parser("run", help="try one symbol of a plugin without eKuiper")
     p.add_argument("dir", help="the plugin folder")

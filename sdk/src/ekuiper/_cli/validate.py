@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -41,6 +42,8 @@ class Report:
     folder: Path
     problems: list[Problem]
     descriptor: dict[str, Any]
+    # What the main program described in describe mode (None if it did not get there).
+    described: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -222,7 +225,8 @@ def describe_main(folder: Path, executable: str, python: str,
 
 
 def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
-                out: list[Problem]) -> None:
+                out: list[Problem]) -> dict[str, Any] | None:
+    """Run the main program in describe mode; the description, if it got that far."""
     rel = f"{folder.name}/{executable}"
     described, output = describe_main(folder, executable, python)
     if described is None:
@@ -230,7 +234,7 @@ def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
                            f"...)):\n{_indent(output)}",
                            "make it import cleanly and call plugin.start(config) under "
                            "if __name__ == '__main__'"))
-        return
+        return None
     if described["name"] != folder.name:
         out.append(Problem("error", rel, f"PluginConfig name is {described['name']!r} but the "
                            f"plugin is {folder.name!r}",
@@ -249,9 +253,38 @@ def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
             out.append(Problem("error", f"{folder.name}/{folder.name}.json",
                                f"{kind.noun} {extra!r} is registered in PluginConfig "
                                "but not listed", f'add it to "{kind.plural}"'))
+    return described
 
 
-def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem]) -> None:
+def _check_generated(folder: Path, described: dict[str, Any] | None,
+                     out: list[Problem]) -> set[str]:
+    """Typed symbols' metadata against the code; the files it has spoken for."""
+    from ekuiper._cli.metadata import metadata_files
+
+    if described is None:
+        return set()
+    fix = f"run `ekuiper-plugin metadata {folder.name} --write`"
+    covered = set()
+    for entry in metadata_files(folder, described):
+        covered.add(entry.rel)
+        if entry.error:
+            out.append(Problem("error", entry.rel, f"the typed declaration of {entry.kind[:-1]} "
+                               f"{entry.symbol!r} cannot be used: {entry.error}",
+                               "use the types the SDK converts (see ekuiper._typed)"))
+        elif not entry.exists:
+            out.append(Problem("warning", entry.rel, "missing; eKuiper's UI uses it to describe "
+                               f"the {entry.kind[:-1]}", fix + " to generate it from the code"))
+        elif entry.unreadable:
+            out.append(Problem("error", entry.rel, f"not valid JSON: {entry.unreadable}",
+                               fix + " to generate it afresh"))
+        elif entry.changes:
+            out.append(Problem("warning", entry.rel, "out of date with the code: "
+                               f"{', '.join(entry.changes)}", fix))
+    return covered
+
+
+def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem],
+                    covered: AbstractSet[str] = frozenset()) -> None:
     name = folder.name
     for kind in KINDS:
         # Names that are not identifiers are reported already, and must not become paths.
@@ -275,6 +308,8 @@ def _check_metadata(folder: Path, d: dict[str, Any], out: list[Problem]) -> None
                                                "under `default:`"))
             meta = folder / kind.plural / f"{symbol}.json"
             rel = f"{name}/{kind.plural}/{symbol}.json"
+            if rel in covered:  # generated from a typed declaration: checked already
+                continue
             if not meta.is_file():
                 out.append(Problem("warning", rel, "missing; eKuiper's UI uses it to describe "
                                    f"the {kind.noun}", "add the metadata file"))
@@ -330,9 +365,12 @@ def validate_plugin(folder: Path, python: str | None = None,
     _check_descriptor(folder, descriptor, out)
     packed = set(selection.files) if selection is not None else None
     executable = _check_executable(folder, descriptor, packed, out)
+    covered: set[str] = set()
+    described = None
     if executable is not None:
-        _check_main(folder, executable, descriptor, python or sys.executable, out)
-    _check_metadata(folder, descriptor, out)
+        described = _check_main(folder, executable, descriptor, python or sys.executable, out)
+        covered = _check_generated(folder, described, out)
+    _check_metadata(folder, descriptor, out, covered)
     if selection is not None:
         _check_files(folder, selection, out)
-    return Report(folder, out, descriptor)
+    return Report(folder, out, descriptor, described)

@@ -14,7 +14,7 @@ from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
-from ekuiper.function import Function
+from ekuiper.function import Function, _call_exec
 
 __all__ = ["FunctionRuntime"]
 
@@ -53,6 +53,13 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
+        # Bound once: a typed call() gets its precomputed binder and signature check.
+        self._call: Callable[[list[Any], Any], Any] = function.exec
+        self._validate: Callable[[list[Any]], Any] = function.validate
+        if getattr(type(function), "exec", None) is _call_exec:
+            from ekuiper._runtime.typed import typed_function
+
+            self._call, self._validate = typed_function(function, control.symbol_name)
         # Rows whose failure the function's on_error policy turned into a value.
         self.errors_replaced = 0
         self._replacement = b""
@@ -114,7 +121,7 @@ class FunctionRuntime(SymbolRuntime):
         if request.func == "Exec":
             return self._exec(request)
         if request.func == "Validate":
-            verdict = self.function.validate(request.args)
+            verdict = self._validate(request.args)
             if verdict:
                 return _protocol.encode_func_reply(False, str(verdict))
             return _protocol.encode_func_reply(True, "")
@@ -123,7 +130,7 @@ class FunctionRuntime(SymbolRuntime):
     def _exec_plain(self, request: FuncRequest) -> bytes:
         assert request.call_meta is not None
         ctx = self.context_for(request.call_meta, request.func_id)
-        return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
+        return _protocol.encode_func_reply(True, self._call(request.args, ctx))
 
     def _use_policy(self, on_error: Any) -> None:
         """Serve Exec through the on_error policy; a bad policy raises PolicyError."""
@@ -140,7 +147,7 @@ class FunctionRuntime(SymbolRuntime):
         assert request.call_meta is not None
         ctx = self.context_for(request.call_meta, request.func_id)
         try:
-            return _protocol.encode_func_result(self.function.exec(request.args, ctx))
+            return _protocol.encode_func_result(self._call(request.args, ctx))
         except Exception as exc:  # exec's exceptions and results JSON cannot carry
             self.last_failure = exc
             self.errors_replaced += 1

@@ -32,6 +32,24 @@ DESCRIBE_ENV = "EKUIPER_PLUGIN_DESCRIBE"
 DESCRIBE_MARK = "EKUIPER_PLUGIN_CONFIG "
 
 
+def _typed_classes(config: PluginConfig) -> list[tuple[str, str, type]]:
+    """(kind plural, symbol, class) of each symbol declaring a config_type or typed call.
+
+    Only factories that are classes: calling a factory could do anything.
+    """
+    from ekuiper.function import _call_exec
+
+    found = []
+    for kind in KINDS:
+        for name, factory in sorted(config.factories(kind.wire).items()):
+            if not isinstance(factory, type):
+                continue
+            if (getattr(factory, "config_type", None) is not None
+                    or getattr(factory, "exec", None) is _call_exec):
+                found.append((kind.plural, name, factory))
+    return found
+
+
 def run(config: PluginConfig, transport: Transport | None = None,
         argv: list[str] | None = None) -> int:
     """Serve ``config`` until told to stop; return the process exit code.
@@ -43,8 +61,14 @@ def run(config: PluginConfig, transport: Transport | None = None,
             f"plugin.start() takes a PluginConfig, got {type(config).__name__}"
         )
     if os.environ.get(DESCRIBE_ENV):
-        described = {"name": config.name,
-                     **{kind.plural: sorted(config.factories(kind.wire)) for kind in KINDS}}
+        described: dict[str, object] = {
+            "name": config.name,
+            **{kind.plural: sorted(config.factories(kind.wire)) for kind in KINDS}}
+        typed = _typed_classes(config)
+        if typed:
+            from ekuiper._metadata import describe_metadata
+
+            described["metadata"] = describe_metadata(typed)
         print(DESCRIBE_MARK + json.dumps(described), flush=True)
         return 0
     logger = _logging.configure_plugin_logging(config.name)

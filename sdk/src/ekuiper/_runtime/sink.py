@@ -86,7 +86,13 @@ class SinkRuntime(SymbolRuntime):
                 from ekuiper._runtime.retry import collect_with_retry
 
                 self._collect_retrying = collect_with_retry
-        self.sink.configure(dict(config))
+        conf: Any = dict(config)
+        if getattr(type(self.sink), "config_type", None) is not None:
+            from ekuiper._runtime.typed import typed_conf
+
+            conf = typed_conf(self.sink, conf, f"{SINK.noun} {self.control.symbol_name!r}",
+                              self.logger)
+        self.sink.configure(conf)
         self.data = self.transport.sink(self.control.meta)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)

@@ -47,7 +47,13 @@ class SourceRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        self.source.configure(self.control.datasource, dict(self.control.config))
+        conf: Any = dict(self.control.config)
+        if getattr(type(self.source), "config_type", None) is not None:
+            from ekuiper._runtime.typed import typed_conf
+
+            conf = typed_conf(self.source, conf, f"{SOURCE.noun} {self.control.symbol_name!r}",
+                              self.logger)
+        self.source.configure(self.control.datasource, conf)
         self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
         self.ctx.attach_emitter(channel)
         self._spawn(self._run)

@@ -191,7 +191,11 @@ def call_function(function: Function, *args: Any, rule_id: str = "test", op_id: 
 
 
 def validate(function: Function, args: list[Any]) -> str | None:
-    """None if ``function`` accepts the argument nodes, else its error text."""
+    """None if ``function`` accepts the argument nodes, else its error text.
+
+    The nodes are eKuiper's AST as JSON: a literal is ``{"Val": 1.5}`` (also for strings
+    and booleans), a column ``{"StreamName": "s", "Name": "a", ...}``.
+    """
     reply = _request(_function_runtime(function), "Validate", args)
     return None if reply["state"] else str(reply["result"])
 
