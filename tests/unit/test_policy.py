@@ -226,3 +226,13 @@ def test_plugin_without_policies_does_not_import_them() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_on_error_method_is_not_a_policy() -> None:
+    """A plugin's own on_error method (written before policies existed) declares nothing."""
+    class Legacy:
+        def on_error(self, exc: Exception) -> None:
+            pass
+
+    assert function_policy("fn", Legacy().on_error) is None
+    assert sink_policy("snk", Legacy().on_error, {}) is None

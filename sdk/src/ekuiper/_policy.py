@@ -185,6 +185,9 @@ def _class_policy(noun: str, symbol: str, value: Any, kind: str, hint: str) -> E
     where = f"{noun} {symbol!r}: on_error"
     if value is None:
         return None
+    if callable(value) and not isinstance(value, ErrorPolicy):
+        # A plugin written before policies may have its own on_error method: not a policy.
+        return None
     if not isinstance(value, ErrorPolicy):
         raise PolicyError(f"{where} is {value!r:.80} ({type(value).__name__}); expected "
                           f"{hint} or None")
