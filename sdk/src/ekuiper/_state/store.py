@@ -197,8 +197,9 @@ class SqliteStore(Store):
     ``create=False`` (``ekuiper-plugin state``) refuses to make a file that is not there.
     """
 
-    def __init__(self, path: Path, *, sync: str | None = None, create: bool = True) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], *, sync: str | None = None,
+                 create: bool = True) -> None:
+        self.path = Path(path)
         self.sync = sync
         self.create = create
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION, SINK, SOURCE
@@ -19,11 +19,13 @@ from ekuiper._protocol import SOURCE_ERROR_PREFIX, Control, Meta
 from ekuiper._runtime.function import FunctionRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
-from ekuiper._state.store import DictStore
 from ekuiper.function import Function
 from ekuiper.sink import Sink
 from ekuiper.source import Source
 from ekuiper.testing._memory import MemoryChannel, MemoryTransport
+
+if TYPE_CHECKING:
+    from ekuiper._state import Store
 
 __all__ = [
     "SOURCE_ERROR_PREFIX",
@@ -65,6 +67,13 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return True
 
 
+def _state_store(state: MutableMapping[str, Any] | None) -> Store:
+    # Imported here: every pytest session loads ekuiper.testing, few runs keep state.
+    from ekuiper._state import DictStore
+
+    return DictStore(state)
+
+
 def _symbol_name(obj: object) -> str:
     return type(obj).__name__.lower()
 
@@ -85,7 +94,7 @@ def run_source(source: Source, datasource: str = "", conf: Mapping[str, Any] | N
     transport = MemoryTransport()
     runtime = SourceRuntime(control, source, transport, 1000,
                             _logging.symbol_logger(f"test/{control.symbol_name}"))
-    runtime.ctx.state_store = DictStore(state)
+    runtime.ctx.state_store = _state_store(state)
     runtime.start()
     channel = transport.channels[f"source:{rule_id}"]
     assert isinstance(channel, MemoryChannel)
@@ -143,7 +152,7 @@ def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = N
     transport = MemoryTransport()
     runtime = SinkRuntime(control, sink, transport, 1000,
                           _logging.symbol_logger(f"test/{control.symbol_name}"))
-    runtime.ctx.state_store = DictStore(state)
+    runtime.ctx.state_store = _state_store(state)
     runtime.start()
     frames = encode_sink_payloads(data, send_single)
     inbox = transport.channels[f"sink:{rule_id}"]
@@ -167,7 +176,7 @@ def _function_runtime(function: Function,
     control = Control(_symbol_name(function), FUNCTION.wire, Meta("", "", 0))
     runtime = FunctionRuntime(control, function, "test", MemoryTransport(),
                               _logging.symbol_logger(f"test/{control.symbol_name}"))
-    runtime.state_store = DictStore(state)
+    runtime.state_store = _state_store(state)
     return runtime
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ekuiper._kinds import SINK, SOURCE
-from ekuiper._state.store import STATE_DIR_ENV
 from ekuiper.errors import PluginProcessError
 from ekuiper.testing._host import FunctionHandle, ProtocolHost
 from ekuiper.testing._inprocess import SOURCE_ERROR_PREFIX, encode_sink_payloads
@@ -49,6 +48,8 @@ class PluginHost:
             raise PluginProcessError(f"{descriptor_path}: cannot read the executable from "
                                      f"the descriptor ({exc})") from None
         if not own_state:
+            from ekuiper._state import STATE_DIR_ENV
+
             if state_dir is None:
                 self._temp_state = tempfile.mkdtemp(prefix="ekuiper-state-")
                 state_dir = self._temp_state
