@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ekuiper._cli import main
+from ekuiper._cli.package import select_files
 from ekuiper._cli.state import locate_state_file, parse_age, server_rule_ids
 from ekuiper._state import STATE_DIR_ENV, Scope, SqliteStore
 from tests.unit.cli.conftest import FakeServer
@@ -131,3 +132,15 @@ def test_server_rule_ids_refuses_other_shapes() -> None:
     assert server_rule_ids([{"id": "a"}, {"id": "b"}]) == {"a", "b"}
     with pytest.raises(ValueError):
         server_rule_ids([{"name": "a"}])
+
+
+def test_package_never_packs_the_local_state_folder(tmp_path: Path) -> None:
+    """The .state folder `ekuiper-plugin run` fills is left out silently, even with
+    --include-hidden."""
+    (tmp_path / ".state").mkdir()
+    (tmp_path / ".state" / "state.sqlite3").write_text("x")
+    (tmp_path / "main.py").write_text("")
+    for include_hidden in (False, True):
+        selection = select_files(tmp_path, include_hidden)
+        assert [p.name for p in selection.files] == ["main.py"]
+        assert selection.hidden == []
