@@ -144,3 +144,31 @@ def test_package_never_packs_the_local_state_folder(tmp_path: Path) -> None:
         selection = select_files(tmp_path, include_hidden)
         assert [p.name for p in selection.files] == ["main.py"]
         assert selection.hidden == []
+
+
+def test_the_readme_stateful_ticks_goes_on_from_run_to_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The tutorial's ticks with the README's two state lines: a second `run` goes on
+    from the first, and `state` lists the kept seq."""
+    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
+    assert main(["new", "myplug", "--source", "ticks", "--dir", str(tmp_path)]) == 0
+    symbols = tmp_path / "myplug" / "symbols.py"
+    text = symbols.read_text()
+    for old, new in (("        seq = 0\n", '        seq = ctx.get_state("seq", 0)\n'),
+                     ("            self.stopped.wait(self.interval)\n",
+                      '            ctx.put_state("seq", seq)\n'
+                      "            self.stopped.wait(self.interval)\n")):
+        assert old in text
+        text = text.replace(old, new)
+    symbols.write_text(text)
+    capsys.readouterr()
+    run = ["run", str(tmp_path / "myplug"), "--source", "ticks", "--count", "3",
+           "--conf", '{"interval": 0.5}']
+    assert main(run) == 0
+    assert main(run) == 0
+    seqs = [json.loads(line)["seq"] for line in capsys.readouterr().out.splitlines()]
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    assert main(["state", str(tmp_path / "myplug")]) == 0
+    assert capsys.readouterr().out.split("\t")[1:5] == ["source ticks", "op1/0", "seq", "6"]
+    assert (tmp_path / "myplug" / ".state" / "state.sqlite3").is_file()
