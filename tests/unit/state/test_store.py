@@ -280,3 +280,24 @@ def test_the_default_store_is_one_per_process_and_closes(tmp_path: Path,
     second = default_store()
     assert second is not first and second.get(SRC, "n") == 1
     close_default()
+
+
+def test_two_processes_writing_one_file_at_once_lose_nothing(tmp_path: Path) -> None:
+    """Two processes putting 300 keys each into one file at the same time: all land
+    (SQLite's locks and the busy timeout serialise them)."""
+    path = tmp_path / "state.sqlite3"
+    script = textwrap.dedent(f"""
+        import sys
+        from ekuiper._state.rules import Scope
+        from ekuiper._state.store import SqliteStore
+        store = SqliteStore({str(path)!r})
+        for i in range(300):
+            store.put(Scope("source", "s", sys.argv[1], "o", 0), str(i), i)
+        store.close()
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, rule]) for rule in ("a", "b")]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    store = SqliteStore(path)
+    counts = {rule: len(list(store.entries(rule))) for rule in ("a", "b")}
+    store.close()
+    assert counts == {"a": 300, "b": 300}
