@@ -57,3 +57,30 @@ class Context(ABC):
     @abstractmethod
     def ack_error(self, error: str) -> None:
         """Sink only: report that the current message failed with ``error``."""
+
+    # State: not abstract, so a Context written for the official SDK still instantiates.
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        """The value kept under ``key`` for this symbol instance, else ``default``.
+
+        State is kept per rule, operator and instance for sources and sinks, per rule
+        for functions, in a SQLite file that survives a plugin crash, an eKuiper restart
+        and a reinstall of the plugin (README: "State that survives a restart"). It is
+        not part of eKuiper's checkpoints: a rule replayed from a checkpoint does not
+        roll it back. Safe from any thread; each call reads the file.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no state")
+
+    def put_state(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key``; committed to the file before this returns.
+
+        ``key``: a non-empty str of at most 1024 characters, without NUL. ``value``: what
+        the SDK can send to eKuiper as JSON, read back as JSON (a tuple as a list, a
+        datetime as its ISO text). A value JSON cannot carry raises TypeError (ValueError
+        for NaN) naming the key; a file that cannot be written, ``StateError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no state")
+
+    def delete_state(self, key: str) -> bool:
+        """Forget ``key``; True if a value was kept under it."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no state")

@@ -19,6 +19,7 @@ can catch them all with one clause::
     ├── ChannelTimeout            a channel's send or receive deadline passed
     ├── ChannelConnectError       a channel to eKuiper could not be opened (also a
     │                             ConnectionError)
+    ├── StateError                ctx.get/put/delete_state: the state file cannot be used
     └── PluginProcessError        ekuiper.testing.PluginHost: the plugin process failed
 
 Messages say what went wrong and what to do about it; the runtime forwards them to
@@ -39,6 +40,7 @@ __all__ = [
     "PluginConfigError",
     "PolicyError",
     "ProtocolError",
+    "StateError",
     "SymbolError",
     "SymbolNotFoundError",
 ]
@@ -119,6 +121,14 @@ class ChannelConnectError(EkuiperError, ConnectionError):
     Nobody listens at the path, another process listens there already, a file that is
     not a socket is in the way, or the peer is not eKuiper (another protocol, or another
     user). It is also a ConnectionError, which is what the transport raised before.
+    """
+
+
+class StateError(EkuiperError):
+    """Plugin state cannot be kept: its folder or file cannot be created, opened or written.
+
+    The message names the path and ``EKUIPER_PLUGIN_STATE_DIR``, which moves the state.
+    A bad key or value is not this: those raise TypeError or ValueError.
     """
 
 

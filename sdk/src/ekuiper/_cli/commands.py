@@ -5,6 +5,7 @@
     ekuiper-plugin run myplug --source S      try a symbol without eKuiper
     ekuiper-plugin package myplug             the zip eKuiper's REST install takes
     ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
+    ekuiper-plugin state myplug               what the plugin keeps with ctx.put_state
 
 Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 """
@@ -27,10 +28,17 @@ from ekuiper._cli.install import install_archive, install_url
 from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
 from ekuiper._cli.scaffold import new_plugin
+from ekuiper._cli.state import (
+    locate_state_file,
+    open_store,
+    parse_age,
+    server_rule_ids,
+    show_entries,
+)
 from ekuiper._cli.validate import NAME_RE, Report, validate_plugin
 from ekuiper._cli.wheels import WheelTarget, add_wheel_arguments, target_from_args
 from ekuiper._kinds import FUNCTION, KINDS, SOURCE, Kind
-from ekuiper.errors import PluginProcessError
+from ekuiper.errors import PluginProcessError, StateError
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -42,6 +50,7 @@ __all__ = [
     "cmd_package",
     "cmd_remove",
     "cmd_run",
+    "cmd_state",
     "cmd_status",
     "cmd_validate",
     "main",
@@ -155,7 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError("give exactly one of --source, --sink or --function")
     progress(f"starting {args.dir}")
     try:
-        with PluginHost(args.dir, python=args.python) as host:
+        # The plugin's own state location: a stateful symbol goes on from the last run.
+        with PluginHost(args.dir, python=args.python, own_state=True) as host:
             try:
                 return _run_symbol(host, chosen[0], args)
             finally:
@@ -321,6 +331,47 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    path = locate_state_file(Path(args.plugin))
+    if not path.is_file():
+        print(f"no state kept: no file at {path}")
+        return 0
+    progress(f"state file {path}")
+    try:
+        age = parse_age(args.drop_older_than) if args.drop_older_than else None
+    except ValueError as exc:
+        raise CliError(f"--drop-older-than: {exc}") from None
+    known: set[str] | None = None
+    if args.prune:
+        # Ask the server first: a server that cannot answer must not drop anything.
+        try:
+            known = server_rule_ids(_server(args).checked("GET", "/rules"))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    store = open_store(path)
+    try:
+        gone = set() if known is None else {e.scope.rule for e in store.entries()} - known
+        dropped = 0
+        for rule in sorted({*(args.drop_rule or []), *gone}):
+            count = store.drop_rule(rule)
+            dropped += count
+            print(f"dropped {count} value(s) of rule {rule}")
+        if age is not None:
+            count = store.drop_older(age)
+            dropped += count
+            print(f"dropped {count} value(s) not written for {args.drop_older_than}")
+        if not (args.drop_rule or args.prune or age is not None):
+            entries = list(store.entries(args.rule))
+            show_entries(entries, print)
+            if not entries:
+                print("no state kept" + (f" for rule {args.rule}" if args.rule else ""))
+    except StateError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,6 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the portable plugins of an eKuiper")
     with_server(p)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "state", help="list or drop the state a plugin keeps (ctx.put_state)",
+        description="List or drop what a plugin keeps with ctx.put_state. eKuiper does not "
+                    "tell a plugin that a rule was deleted, so its state stays until "
+                    "dropped here. Run it where the plugin runs (docker exec ...).")
+    p.add_argument("plugin", help="the plugin folder (as installed: plugins/portable/NAME), "
+                                  "its state folder or the state file")
+    p.add_argument("--rule", help="list only this rule's values")
+    p.add_argument("--drop-rule", action="append", metavar="RULE",
+                   help="delete every value kept for this rule (repeatable)")
+    p.add_argument("--drop-older-than", metavar="AGE",
+                   help="delete values not written for AGE (90s, 15m, 12h, 7d)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the values of every rule the server (--server) does not have")
+    with_server(p)
+    p.set_defaults(func=cmd_state)
     return parser
 
 

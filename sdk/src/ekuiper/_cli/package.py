@@ -32,9 +32,11 @@ __all__ = ["CONDA_ENV_RE", "LAUNCHER", "FileSelection", "PackageError", "conda_i
            "folder_entries", "package_plugin", "plugin_files", "requirements", "select_files"]
 
 # Never shipped, and never worth a warning: caches, local environments, tests, VCS data.
+# .state: the state `ekuiper-plugin run` kept (ctx.put_state); a dev machine's counts
+# must not ship, even with --include-hidden.
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", "venv", ".deps", "tests", ".pytest_cache",
               ".mypy_cache", ".ruff_cache", ".tox", ".nox", ".hypothesis", ".idea", ".vscode",
-              ".ipynb_checkpoints"}
+              ".ipynb_checkpoints", ".state"}
 _QUIET_HIDDEN_FILES = {".gitignore", ".gitattributes", ".DS_Store", ".coverage"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".zip")
 LAUNCHER = "__ekuiper_launch__.py"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ekuiper import _encoding, _protocol
 from ekuiper._protocol import Meta
 from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.context import Context
 from ekuiper.errors import ChannelClosedError
+
+if TYPE_CHECKING:
+    from ekuiper._state import Scope, Store
 
 __all__ = ["SymbolContext"]
 
@@ -39,6 +42,9 @@ class SymbolContext(Context):
         # A plain flag, read on every send: cheaper than an Event and enough for a bool.
         self._stopped = False
         self._ack: Callable[[bytes], None] | None = None
+        # None: the plugin process's SQLite store, opened on the first state call.
+        self.state_store: Store | None = None
+        self._state_scope: Scope | None = None
 
     def __repr__(self) -> str:
         return (f"<Context {self._kind} {self._symbol!r} rule={self._meta.rule_id!r} "
@@ -133,3 +139,27 @@ class SymbolContext(Context):
         if self._ack is None:
             raise TypeError(f"ack_error() is for sinks; {self._kind} {self._symbol!r} cannot ack")
         self._ack(_protocol.encode_ack_error(str(error)))
+
+    # -- state: ekuiper._state is imported on the first call, never on the row path ----
+
+    def _state(self) -> tuple[Store, Scope]:
+        from ekuiper import _state
+
+        if self.state_store is None:
+            self.state_store = _state.default_store()
+        if self._state_scope is None:
+            self._state_scope = _state.scope_for(self._kind, self._symbol, self._meta.rule_id,
+                                                 self._meta.op_id, self._meta.instance_id)
+        return self.state_store, self._state_scope
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        store, scope = self._state()
+        return store.get(scope, key, default)
+
+    def put_state(self, key: str, value: Any) -> None:
+        store, scope = self._state()
+        store.put(scope, key, value)
+
+    def delete_state(self, key: str) -> bool:
+        store, scope = self._state()
+        return store.delete(scope, key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
@@ -15,6 +15,9 @@ from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
 from ekuiper.function import Function, _call_exec
+
+if TYPE_CHECKING:
+    from ekuiper._state import Store
 
 __all__ = ["FunctionRuntime"]
 
@@ -68,6 +71,8 @@ class FunctionRuntime(SymbolRuntime):
         on_error = getattr(function, "on_error", None)
         if on_error is not None:
             self._use_policy(on_error)
+        # Where the contexts keep state; None: the process's store (ekuiper.testing sets it).
+        self.state_store: Store | None = None
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -168,6 +173,7 @@ class FunctionRuntime(SymbolRuntime):
                      f"op={meta.op_id}/{meta.instance_id} fn={func_id}")
             ctx = SymbolContext(FUNCTION.noun, self.control.symbol_name, meta,
                                 _logging.symbol_logger(label, self.log_level))
+            ctx.state_store = self.state_store
             self.contexts[key] = ctx
             while len(self.contexts) > MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]

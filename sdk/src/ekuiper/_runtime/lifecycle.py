@@ -104,6 +104,10 @@ def run(config: PluginConfig, transport: Transport | None = None,
                 break
     finally:
         runtime.shutdown()
+        # Only a plugin that used state has the module loaded: close its file.
+        state = sys.modules.get("ekuiper._state")
+        if state is not None:
+            state.close_default()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("plugin %r stopped", config.name)

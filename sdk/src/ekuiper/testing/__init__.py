@@ -16,6 +16,13 @@ the nng sockets), against :class:`ProtocolHost`, a stand-in for eKuiper's side::
         rows = host.source("pyjson", datasource="demo", count=3)
         assert host.function("revert", "abc") == "cba"
 
+State (``ctx.put_state``): in-process runs take ``state={...}``, the symbol's kept values,
+seeded before and changed in place (default: empty each run); a PluginHost keeps state
+in a temporary folder of its own unless given ``state_dir=`` or ``own_state=True``::
+
+    state = {"seq": 41}
+    assert run_source(Ticks(), count=1, state=state).rows[0]["seq"] == 42
+
 An exception raised by plugin code in-process comes back as that exception, with the
 plugin's traceback. From a subprocess it comes back as PluginProcessError whose message
 holds eKuiper's error text and the end of the plugin's output.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION, SINK, SOURCE
@@ -23,6 +23,9 @@ from ekuiper.function import Function
 from ekuiper.sink import Sink
 from ekuiper.source import Source
 from ekuiper.testing._memory import MemoryChannel, MemoryTransport
+
+if TYPE_CHECKING:
+    from ekuiper._state import Store
 
 __all__ = [
     "SOURCE_ERROR_PREFIX",
@@ -66,23 +69,34 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return True
 
 
+def _state_store(state: MutableMapping[str, Any] | None) -> Store:
+    # Imported here: every pytest session loads ekuiper.testing, few runs keep state.
+    from ekuiper._state import DictStore
+
+    return DictStore(state)
+
+
 def _symbol_name(obj: object) -> str:
     return type(obj).__name__.lower()
 
 
 def run_source(source: Source, datasource: str = "", conf: Mapping[str, Any] | None = None,
                *, count: int = 1, timeout: float = 5.0, rule_id: str = "test",
-               op_id: str = "op", instance_id: int = 0) -> SourceRun:
+               op_id: str = "op", instance_id: int = 0,
+               state: MutableMapping[str, Any] | None = None) -> SourceRun:
     """Configure and open ``source``, collect until ``count`` rows (or ``timeout``), close.
 
     Raises what ``configure`` or ``open`` raised. Fewer rows than ``count`` after
-    ``timeout`` is not an error: look at ``len(run.rows)``.
+    ``timeout`` is not an error: look at ``len(run.rows)``. ``state``: what
+    ``ctx.get_state`` finds, key -> value; ``put_state``/``delete_state`` change it in
+    place, values after their JSON round trip (default: a fresh empty dict).
     """
     control = Control(_symbol_name(source), SOURCE.wire, Meta(rule_id, op_id, instance_id),
                       datasource, dict(conf or {}))
     transport = MemoryTransport()
     runtime = SourceRuntime(control, source, transport, 1000,
                             _logging.symbol_logger(f"test/{control.symbol_name}"))
+    runtime.ctx.state_store = _state_store(state)
     runtime.start()
     channel = transport.channels[f"source:{rule_id}"]
     assert isinstance(channel, MemoryChannel)
@@ -126,7 +140,7 @@ def encode_sink_payloads(data: Iterable[Any], send_single: bool = False) -> list
 def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = None, *,
              send_single: bool = False, require_ack: bool = False, timeout: float = 5.0,
              raise_errors: bool = True, rule_id: str = "test", op_id: str = "op",
-             instance_id: int = 0) -> SinkRun:
+             instance_id: int = 0, state: MutableMapping[str, Any] | None = None) -> SinkRun:
     """Configure and open ``sink``, hand it ``data`` as eKuiper would, then close it.
 
     ``data`` items: a dict (one row), a list of dicts, or raw bytes. With
@@ -135,12 +149,14 @@ def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = N
     re-raised after the run (its ack, if any, is still recorded). A retry policy (the
     sink's ``on_error`` or ``collectRetries`` etc. in ``conf``) applies as in eKuiper: a
     collect that succeeds on a retry raises nothing; give ``timeout`` room for backoffs.
+    ``state``: the sink's kept values, as for ``run_source``.
     """
     config = {**(conf or {}), "sendSingle": send_single, "requireAck": require_ack}
     control = Control(_symbol_name(sink), SINK.wire, Meta(rule_id, op_id, instance_id), "", config)
     transport = MemoryTransport()
     runtime = SinkRuntime(control, sink, transport, 1000,
                           _logging.symbol_logger(f"test/{control.symbol_name}"))
+    runtime.ctx.state_store = _state_store(state)
     runtime.start()
     frames = encode_sink_payloads(data, send_single)
     inbox = transport.channels[f"sink:{rule_id}"]
@@ -160,10 +176,13 @@ def run_sink(sink: Sink, data: Iterable[Any], conf: Mapping[str, Any] | None = N
                    runtime.retry_exhausted)
 
 
-def _function_runtime(function: Function) -> FunctionRuntime:
+def _function_runtime(function: Function,
+                      state: MutableMapping[str, Any] | None = None) -> FunctionRuntime:
     control = Control(_symbol_name(function), FUNCTION.wire, Meta("", "", 0))
-    return FunctionRuntime(control, function, "test", MemoryTransport(),
-                           _logging.symbol_logger(f"test/{control.symbol_name}"))
+    runtime = FunctionRuntime(control, function, "test", MemoryTransport(),
+                              _logging.symbol_logger(f"test/{control.symbol_name}"))
+    runtime.state_store = _state_store(state)
+    return runtime
 
 
 def _request(runtime: FunctionRuntime, func: str, arg: Any) -> dict[str, Any]:
@@ -175,16 +194,19 @@ def _request(runtime: FunctionRuntime, func: str, arg: Any) -> dict[str, Any]:
 
 
 def call_function(function: Function, *args: Any, rule_id: str = "test", op_id: str = "op",
-                  instance_id: int = 0, func_id: int = 0) -> Any:
+                  instance_id: int = 0, func_id: int = 0,
+                  state: MutableMapping[str, Any] | None = None) -> Any:
     """Call ``function.exec`` through the SDK's real request path and return the result.
 
     The result travels as eKuiper would receive it (JSON), so a value JSON cannot carry
     raises TypeError here, as it would fail the rule. Exceptions from ``exec`` propagate,
     unless the function's ``on_error`` policy replaces them: then its value is returned.
+    ``state``: the rule's kept values for this function, as for ``run_source``; pass the
+    same dict to successive calls to carry state from one call to the next.
     """
     meta = json.dumps({"ruleId": rule_id, "opId": op_id, "instanceId": instance_id,
                        "funcId": func_id})
-    reply = _request(_function_runtime(function), "Exec", [*args, meta])
+    reply = _request(_function_runtime(function, state), "Exec", [*args, meta])
     if not reply["state"]:
         raise TypeError(reply["result"])
     return reply["result"]

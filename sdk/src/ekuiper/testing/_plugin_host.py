@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,23 @@ class PluginHost:
     ``PluginHost(folder)`` reads ``<folder>/<name>.json`` for the executable, starts it
     with ``python`` (default: this interpreter) in a private IPC directory and waits for
     its handshake. Each call starts a symbol under a fresh rule id and stops it after.
+
+    State (``ctx.put_state``): by default in a fresh temporary folder, removed by
+    ``close``, so each host starts empty; ``state_dir=`` names a folder to keep it in
+    (``EKUIPER_PLUGIN_STATE_DIR``), ``own_state=True`` leaves it where the plugin keeps
+    it by itself (``ekuiper-plugin run`` does, so a counter goes on from run to run).
+    ``state_dir`` holds the folder used, or None with ``own_state``.
     """
 
     def __init__(self, folder: str | Path, *, python: str | None = None,
-                 env: Mapping[str, str] | None = None, v1: bool = False) -> None:
+                 env: Mapping[str, str] | None = None, v1: bool = False,
+                 state_dir: str | Path | None = None, own_state: bool = False) -> None:
+        if own_state and state_dir is not None:
+            raise ValueError("give state_dir or own_state=True, not both")
         self.folder = Path(folder).resolve()
         self.name = self.folder.name
+        self._temp_state: str | None = None
+        self.state_dir: Path | None = None
         descriptor_path = self.folder / f"{self.name}.json"
         try:
             descriptor = json.loads(descriptor_path.read_text(encoding="utf-8"))
@@ -34,13 +47,21 @@ class PluginHost:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PluginProcessError(f"{descriptor_path}: cannot read the executable from "
                                      f"the descriptor ({exc})") from None
+        if not own_state:
+            from ekuiper._state import STATE_DIR_ENV
+
+            if state_dir is None:
+                self._temp_state = tempfile.mkdtemp(prefix="ekuiper-state-")
+                state_dir = self._temp_state
+            self.state_dir = Path(state_dir).resolve()
+            env = {**(env or {}), STATE_DIR_ENV: str(self.state_dir)}
         self.host = ProtocolHost.in_temp_dir(self.name, v1=v1)
         self._rules = 0
         self._functions: dict[str, FunctionHandle] = {}
         try:
             self.host.launch(self.folder / executable, env=env, python=python)
         except RuntimeError as exc:
-            self.host.close()
+            self.close()
             raise PluginProcessError(str(exc)) from None
 
     @property
@@ -114,8 +135,11 @@ class PluginHost:
         return self._functions[name]
 
     def close(self) -> None:
-        """Stop the plugin process and remove its sockets."""
+        """Stop the plugin process and remove its sockets (and its temporary state)."""
         self.host.close()
+        if self._temp_state is not None:
+            shutil.rmtree(self._temp_state, ignore_errors=True)
+            self._temp_state = None
 
     def __enter__(self) -> PluginHost:
         return self
