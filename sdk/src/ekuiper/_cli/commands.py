@@ -5,6 +5,7 @@
     ekuiper-plugin run myplug --source S      try a symbol without eKuiper
     ekuiper-plugin package myplug             the zip eKuiper's REST install takes
     ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
+    ekuiper-plugin dev myplug --server URL    install, then reinstall on every change
 
 Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 """
@@ -294,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `ekuiper-plugin COMMAND --help` for each command's options.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    from ekuiper._cli import dev  # imports this module: it must be loaded first
+
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server_default = os.environ.get("EKUIPER_URL", DEFAULT_SERVER)
 
@@ -343,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
     p.add_argument("--show-log", action="store_true", help="print the plugin's output after")
     with_python(p)
-    p.set_defaults(func=cmd_run)
+    dev.add_reload_arguments(p)
+    p.set_defaults(func=dev.reloading(cmd_run))
 
     p = sub.add_parser("package", help="validate, then zip for eKuiper's REST install")
     p.add_argument("dir", help="the plugin folder")
@@ -379,11 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the portable plugins of an eKuiper")
     with_server(p)
     p.set_defaults(func=cmd_list)
+
+    dev.add_dev_command(sub, with_server, with_python, with_hidden)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `run --reload` reruns it
     try:
         return int(args.func(args))
     except (CliError, RestError) as exc:
