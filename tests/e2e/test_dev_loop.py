@@ -113,7 +113,9 @@ def test_dev_reinstalls_on_save_and_the_running_rule_uses_the_new_code(
         after = _outputs(events, rule)
         first_new = after.index("v2-pyjson")
         assert set(after[first_new:]) == {"v2-pyjson"}, after[first_new:]
-        assert "reinstalled devplug in" in log.read_text()
+        # The rule may compute with the new code before eKuiper answers the PUT.
+        wait_for(lambda: "reinstalled devplug in" in log.read_text(), timeout=PICKUP_S,
+                 what="dev's report")
         [new_pid] = kuiperd.plugin_pids("devplug")
         assert new_pid != old_pid
     finally:

@@ -11,6 +11,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -53,7 +54,7 @@ def _plugin(tmp_path: Path, functions: tuple[str, ...] = ("tag",)) -> Path:
 class ScriptedWatcher:
     """Stands in for Watcher: each wait() runs the next edit and reports it; then Ctrl-C."""
 
-    edits: list[Callable[[], None]] = []
+    edits: ClassVar[list[Callable[[], None]]] = []
 
     def __init__(self, folder: Path, **_kwargs: object) -> None:
         self.folder = folder

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,14 @@ def _debugpy() -> Any:
     return debugpy
 
 
+def _check_free(host: str, port: int) -> None:
+    """OSError when (host, port) cannot be listened on now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def wait_for_debugger(env: Mapping[str, str], logger: logging.Logger) -> bool:
     """Listen and wait as ``env`` asks; True when a client attached. Never raises.
 
@@ -114,6 +123,9 @@ def wait_for_debugger(env: Mapping[str, str], logger: logging.Logger) -> bool:
         return False
     where = f"{settings.host}:{settings.port}"
     try:
+        # debugpy's in-process listener binds on a thread of its own and only prints
+        # there when the port is taken: find out here, where it can be said.
+        _check_free(settings.host, settings.port)
         # In process: no adapter process to outlive the plugin when eKuiper kills it.
         debugpy.listen((settings.host, settings.port), in_process_debug_adapter=True)
     except Exception as exc:  # debugpy raises RuntimeError and OSError alike
