@@ -166,6 +166,20 @@ def test_dev_warns_that_only_one_function_is_restarted(
         capsys.readouterr().err
 
 
+def test_dev_tells_a_1x_user_to_restart_kuiperd(
+        fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """eKuiper 1.x (no status endpoint) does not restart running rules' plugin: say so."""
+    _serve(fake, [])
+    del fake.routes[("GET", "/plugins/portables/devplug/status")]
+    folder = _plugin(tmp_path)
+    symbols = folder / "symbols.py"
+    assert _dev(fake, folder, monkeypatch,
+                [lambda: symbols.write_text(symbols.read_text() + "\n")]) == 0
+    assert "eKuiper 1.x does not start the new version for rules already running on " \
+        "devplug; restart kuiperd" in capsys.readouterr().err
+
+
 def test_dev_stops_before_watching_when_the_server_is_unreachable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No server: exit 1 with the reason, instead of watching in vain."""

@@ -8,15 +8,20 @@ change packages it again and replaces it (PUT). A change that does not validate 
 package is reported and not sent: the version installed keeps running.
 
 What eKuiper does on that PUT (read in its portable plugin manager at v2.4.2 and
-v1.14.7, and seen on a real kuiperd): it deletes the plugin, SIGKILLing its process,
-installs the new zip and starts the new process at once; the start commands it
-remembers for running rules are replayed into the new process. So running rules'
-sources and sinks carry on in the new code without a rule restart. Functions: eKuiper
-keeps one function object per symbol for its whole life and remembers their start
-commands under one empty key, so it replays the start of only the function that was
-started last; a rule calling another function of the same plugin times out until
-kuiperd restarts (restarting the rule does not help). `dev` says so when the plugin has
-more than one function.
+v1.14.7, and seen on a real kuiperd):
+
+- 2.x deletes the plugin, SIGKILLing its process, installs the new zip and starts the
+  new process at once; the start commands it remembers for running rules are replayed
+  into it. So running rules' sources and sinks carry on in the new code without a rule
+  restart, within a second or two of the save. Functions: eKuiper keeps one function
+  object per symbol for its whole life and remembers their start commands under one
+  empty key, so it replays the start of only the function started last; a rule calling
+  another function of the same plugin times out until kuiperd restarts (restarting the
+  rule does not help). `dev` says so when the plugin has more than one function.
+- 1.14 kills the process too, but starts the new one only if the old one has been
+  reaped by then, which it has not: running rules stop getting rows and function
+  answers, and restarting them fails or stops them. Restart kuiperd to run the new
+  code; `dev` says so (it knows 1.x by its missing plugin status endpoint).
 
 Threads: everything runs on the command's main thread; SIGTERM is turned into the same
 KeyboardInterrupt as Ctrl-C, so both end the loop the same orderly way.
@@ -242,7 +247,11 @@ class _Round:
             status = self.server.status(self.name)
         except RestError:
             return
-        rules = sorted((status or {}).get("refCount") or {})
+        if status is None:
+            progress("note: eKuiper 1.x does not start the new version for rules already "
+                     f"running on {self.name}; restart kuiperd to run the new code")
+            return
+        rules = sorted(status.get("refCount") or {})
         if rules:
             progress(f"rules using its sources and sinks run the new code now: "
                      f"{', '.join(rules)}")
