@@ -22,14 +22,15 @@ PICKUP_S = 30.0
 
 
 def _outputs(events: Path, rule: str) -> list[str]:
-    """The values of column ``t`` testplug's recorder sink got from ``rule``, in order."""
+    """Columns ``t`` and ``u`` of the rows testplug's recorder got from ``rule``, in order,
+    as ``t/u``."""
     if not events.exists():
         return []
     found = []
     for line in events.read_text().splitlines():
         event = json.loads(line)
         if event.get("event") == "collect" and event.get("rule") == rule:
-            found.extend(row.get("t") for row in json.loads(event["data"]))
+            found.extend(f"{row.get('t')}/{row.get('u')}" for row in json.loads(event["data"]))
     return found
 
 
@@ -51,7 +52,8 @@ def _own_processes(marker: str) -> list[int]:
 
 def _scaffold(tmp_path: Path) -> Path:
     created = subprocess.run([sys.executable, "-m", "ekuiper._cli", "new", "devplug",
-                              "--function", "tag", "--dir", str(tmp_path)],
+                              "--function", "tag", "--function", "tag2",
+                              "--dir", str(tmp_path)],
                              capture_output=True, text=True, timeout=60)
     assert created.returncode == 0, created.stderr
     folder = tmp_path / "devplug"
@@ -64,7 +66,7 @@ def _scaffold(tmp_path: Path) -> Path:
 def _start_rule(kuiperd: Kuiperd) -> tuple[str, str]:
     stream, rule = uid("s_"), uid("r_")
     kuiperd.create_stream(stream, "pyjson", uid("ds-"))
-    resp = kuiperd.create_rule(rule, f"SELECT tag(name) AS t FROM {stream}",
+    resp = kuiperd.create_rule(rule, f"SELECT tag(name) AS t, tag2(name) AS u FROM {stream}",
                                [{"recorder": {}}])
     assert resp.status in (200, 201), resp
     return stream, rule
@@ -72,7 +74,11 @@ def _start_rule(kuiperd: Kuiperd) -> tuple[str, str]:
 
 def test_dev_reinstalls_on_save_and_the_running_rule_uses_the_new_code(
         boot_kuiperd: BootKuiperd, tmp_path: Path) -> None:
-    """A saved change reaches a running rule's function within seconds, no rule restart."""
+    """A saved change reaches a running rule's functions within seconds, no rule restart.
+
+    Two functions: eKuiper replays the start of only one into the new process; the SDK
+    serves the other because eKuiper has its channel open.
+    """
     out = tmp_path / "out"
     out.mkdir()
     kuiperd = boot_kuiperd(drop_in=(PYSAM, TESTPLUG), env={"TESTPLUG_OUT": str(out)})
@@ -90,7 +96,8 @@ def test_dev_reinstalls_on_save_and_the_running_rule_uses_the_new_code(
         wait_for(lambda: "watching" in log.read_text(), timeout=60, what="first install")
         assert "installed devplug in" in log.read_text(), log.read_text()
         stream, rule = _start_rule(kuiperd)
-        wait_for(lambda: "v1-pyjson" in _outputs(events, rule), timeout=30, what="v1 rows")
+        wait_for(lambda: "v1-pyjson/v1-pyjson" in _outputs(events, rule), timeout=30,
+                 what="v1 rows")
         [old_pid] = kuiperd.plugin_pids("devplug")
 
         # A save that does not even compile is reported and not sent.
@@ -101,18 +108,18 @@ def test_dev_reinstalls_on_save_and_the_running_rule_uses_the_new_code(
         seen = len(_outputs(events, rule))
         wait_for(lambda: len(_outputs(events, rule)) > seen + 2, timeout=10,
                  what="rows after the refused save")
-        assert set(_outputs(events, rule)[seen:]) == {"v1-pyjson"}
+        assert set(_outputs(events, rule)[seen:]) == {"v1-pyjson/v1-pyjson"}
         assert kuiperd.plugin_pids("devplug") == [old_pid]
 
         saved = time.monotonic()
         symbols.write_text(good.replace("'v1-'", "'v2-'"))
-        wait_for(lambda: "v2-pyjson" in _outputs(events, rule), timeout=PICKUP_S,
+        wait_for(lambda: "v2-pyjson/v2-pyjson" in _outputs(events, rule), timeout=PICKUP_S,
                  what="the rule's rows from the new code")
         took = time.monotonic() - saved
         print(f"save -> first row from the new code: {took:.1f} s")
         after = _outputs(events, rule)
-        first_new = after.index("v2-pyjson")
-        assert set(after[first_new:]) == {"v2-pyjson"}, after[first_new:]
+        first_new = after.index("v2-pyjson/v2-pyjson")
+        assert set(after[first_new:]) == {"v2-pyjson/v2-pyjson"}, after[first_new:]
         # The rule may compute with the new code before eKuiper answers the PUT.
         wait_for(lambda: "reinstalled devplug in" in log.read_text(), timeout=PICKUP_S,
                  what="dev's report")

@@ -153,19 +153,6 @@ def test_dev_removes_the_plugin_on_exit_when_asked(
     assert f"devplug: removed from {fake.url}" in capsys.readouterr().out
 
 
-def test_dev_warns_that_only_one_function_is_restarted(
-        fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """A plugin with two functions is told what eKuiper does to the second on replace."""
-    _serve(fake, [])
-    folder = _plugin(tmp_path, ("fa", "fb"))
-    symbols = folder / "symbols.py"
-    assert _dev(fake, folder, monkeypatch,
-                [lambda: symbols.write_text(symbols.read_text() + "\n")]) == 0
-    assert "eKuiper restarts only one of devplug's functions (fa, fb)" in \
-        capsys.readouterr().err
-
-
 def test_dev_tells_a_1x_user_to_restart_kuiperd(
         fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,10 +14,10 @@ v1.14.7, and seen on a real kuiperd):
   new process at once; the start commands it remembers for running rules are replayed
   into it. So running rules' sources and sinks carry on in the new code without a rule
   restart, within a second or two of the save. Functions: eKuiper keeps one function
-  object per symbol for its whole life and remembers their start commands under one
-  empty key, so it replays the start of only the function started last; a rule calling
-  another function of the same plugin times out until kuiperd restarts (restarting the
-  rule does not help). `dev` says so when the plugin has more than one function.
+  object (and channel) per symbol for its whole life and remembers their start
+  commands under one empty key, so it replays the start of only the function started
+  last; this SDK then serves the plugin's other functions whose channel eKuiper has open
+  (``PluginRuntime._serve_open_functions``), so every function's rules carry on too.
 - 1.14 kills the process too, but starts the new one only if the old one has been
   reaped by then, which it has not: running rules stop getting rows and function
   answers, and restarting them fails or stops them. Restart kuiperd to run the new
@@ -188,7 +188,6 @@ class _Round:
     def __init__(self, server: Server, folder: Path, args: argparse.Namespace) -> None:
         self.server, self.folder, self.args = server, folder, args
         self.name = folder.resolve().name
-        self.functions: list[str] = []
 
     def package(self, target: Path) -> bool:
         """Validate and zip into ``target``; False (problems printed) if it cannot be."""
@@ -205,7 +204,6 @@ class _Round:
             print(f"ERROR {exc}", file=sys.stderr)
             return False
         progress(f"packaged {len(members)} files")
-        self.functions = list(report.descriptor.get("functions") or [])
         return True
 
     def installed(self) -> bool | None:
@@ -255,10 +253,6 @@ class _Round:
         if rules:
             progress(f"rules using its sources and sinks run the new code now: "
                      f"{', '.join(rules)}")
-        if len(self.functions) > 1:
-            progress(f"note: eKuiper restarts only one of {self.name}'s functions "
-                     f"({', '.join(self.functions)}) after a replace; rules calling the "
-                     "others time out until kuiperd restarts")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
