@@ -9,9 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.dap import DapClient, free_port
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.kuiper import Kuiperd
 from tests.e2e.scenarios import uid
@@ -194,3 +198,39 @@ def test_dev_removes_the_plugin_on_exit_when_asked(boot_kuiperd: BootKuiperd,
     assert f"devloop: removed from {kuiperd.base_url}" in log.read_text()
     assert "devloop" not in {p["name"] for p in kuiperd.get("/plugins/portables").body}
     wait_for(lambda: not kuiperd.plugin_pids("devloop"), timeout=10, what="plugin exit")
+
+
+def test_plugin_started_by_kuiperd_waits_for_a_debugger(boot_kuiperd: BootKuiperd,
+                                                        tmp_path: Path) -> None:
+    """With EKUIPER_PLUGIN_DEBUG on kuiperd, the plugin it starts connects only after a
+    real debugpy client attached; the plugin then serves a rule."""
+    pytest.importorskip("debugpy")
+    port = free_port()
+    kuiperd = boot_kuiperd(env={"EKUIPER_PLUGIN_DEBUG": str(port),
+                                "EKUIPER_PLUGIN_DEBUG_WAIT": "40"})
+    folder = _scaffold(tmp_path)
+    installed: list[subprocess.CompletedProcess[str]] = []
+    # eKuiper 2.x starts the process at install and waits for its handshake in the
+    # install request: it returns once the debugger has attached.
+    installer = threading.Thread(target=lambda: installed.append(subprocess.run(
+        [sys.executable, "-m", "ekuiper._cli", "install", str(folder),
+         "--server", kuiperd.base_url], capture_output=True, text=True, timeout=120)))
+    installer.start()
+    client = DapClient(port, timeout=60)
+    try:
+        time.sleep(1.0)
+        assert not installed, "the install finished before a debugger attached"
+        assert "waiting up to 40 s for a debugger" in kuiperd.log()
+        client.attach()
+        installer.join(60)
+        assert installed and installed[0].returncode == 0, installed
+        assert "devloop: running" in installed[0].stdout
+        assert f"debugger attached on 127.0.0.1:{port}" in kuiperd.log()
+        out = tmp_path / "rows.jsonl"
+        stream, rule = _start_rule(kuiperd, out)
+        wait_for(lambda: "v1-row/v1-row" in _outputs(out), timeout=30, what="rows")
+    finally:
+        client.close()
+        installer.join(60)
+    assert kuiperd.delete(f"/rules/{rule}").status == 200
+    assert kuiperd.delete(f"/streams/{stream}").status == 200

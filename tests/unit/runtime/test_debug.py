@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -25,6 +24,7 @@ from ekuiper._runtime.debug import (
     wait_for_debugger,
 )
 from ekuiper.testing import PluginHost
+from tests.dap import DapClient, free_port
 
 
 def test_unset_or_empty_means_no_debugger() -> None:
@@ -96,54 +96,6 @@ def test_bad_setting_is_logged_and_the_plugin_serves(caplog: pytest.LogCaptureFi
 
 # -- with a real debugpy ----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class DapClient:
-    """The little of the Debug Adapter Protocol an IDE speaks to attach."""
-
-    def __init__(self, port: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.seq, self.buffer = 0, b""
-
-    def send(self, command: str, **arguments: object) -> None:
-        self.seq += 1
-        body = json.dumps({"seq": self.seq, "type": "request", "command": command,
-                           "arguments": arguments}).encode()
-        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-    def read(self) -> dict[str, object]:
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self.sock.recv(65536)
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        size = int(head.split(b":", 1)[1])
-        while len(self.buffer) < size:
-            self.buffer += self.sock.recv(65536)
-        message, self.buffer = self.buffer[:size], self.buffer[size:]
-        return json.loads(message)  # type: ignore[no-any-return]
-
-    def attach(self) -> None:
-        self.send("initialize", adapterID="ekuiper-test", clientID="ekuiper-test")
-        self.send("attach")
-        while self.read().get("event") != "initialized":
-            pass
-        self.send("configurationDone")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
 def plugin(tmp_path: Path) -> Path:
     pytest.importorskip("debugpy")
@@ -152,7 +104,7 @@ def plugin(tmp_path: Path) -> Path:
 
 def test_plugin_waits_for_a_debugger_before_it_connects(plugin: Path) -> None:
     """With the variable set, the handshake follows a real debugpy client's attach."""
-    port = _free_port()
+    port = free_port()
     attached_at: list[float] = []
     client: list[DapClient] = []
 
@@ -181,7 +133,7 @@ def test_plugin_waits_for_a_debugger_before_it_connects(plugin: Path) -> None:
 
 def test_plugin_serves_after_the_wait_without_a_debugger(plugin: Path) -> None:
     """Nobody attaches: after EKUIPER_PLUGIN_DEBUG_WAIT the plugin serves anyway."""
-    env = {DEBUG_ENV: str(_free_port()), DEBUG_WAIT_ENV: "0.5"}
+    env = {DEBUG_ENV: str(free_port()), DEBUG_WAIT_ENV: "0.5"}
     with PluginHost(plugin, env=env) as host:
         assert host.function("tag", "ab") == "AB"
         assert "no debugger attached within 0.5 s; serving" in host.log
