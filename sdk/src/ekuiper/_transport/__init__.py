@@ -84,6 +84,10 @@ class Transport(Protocol):
 
     Each method may raise ChannelConnectError (a ConnectionError) when the channel cannot
     be opened, and ProtocolError when its ids cannot name a socket file.
+
+    Optional: ``function_listening(symbol_name) -> bool`` (the IPC transports have it),
+    which lets the runtime serve functions eKuiper did not replay a start for
+    (PluginRuntime._serve_open_functions); a transport without it skips that.
     """
 
     def control(self, plugin_name: str) -> Channel:
