@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.dap import DapClient, free_port
-from tests.e2e.conftest import BootKuiperd
+from tests.e2e.conftest import V1_VERSION, BootKuiperd
 from tests.e2e.kuiper import Kuiperd
 from tests.e2e.scenarios import uid
 from tests.protocol.events import wait_for
@@ -234,3 +234,29 @@ def test_plugin_started_by_kuiperd_waits_for_a_debugger(boot_kuiperd: BootKuiper
         installer.join(60)
     assert kuiperd.delete(f"/rules/{rule}").status == 200
     assert kuiperd.delete(f"/streams/{stream}").status == 200
+
+
+def test_dev_on_1x_says_running_rules_need_a_kuiperd_restart(boot_kuiperd: BootKuiperd,
+                                                             tmp_path: Path) -> None:
+    """eKuiper 1.14 does not start the new version for running rules; dev says so."""
+    kuiperd = boot_kuiperd(version=V1_VERSION)
+    folder = _scaffold(tmp_path)
+    log = tmp_path / "dev.log"
+    with open(log, "wb") as sink:
+        dev = subprocess.Popen([sys.executable, "-m", "ekuiper._cli", "dev", str(folder),
+                                "--server", kuiperd.base_url, "--interval", "0.2"],
+                               stdout=sink, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(lambda: "watching" in log.read_text(), timeout=60, what="first install")
+        assert "devloop: installed (this eKuiper starts plugins on first use)" in \
+            log.read_text()
+        symbols = folder / "symbols.py"
+        symbols.write_text(symbols.read_text().replace('"v1-"', '"v2-"'))
+        wait_for(lambda: "restart kuiperd to run the new code" in log.read_text(),
+                 timeout=PICKUP_S, what="the 1.x note")
+        assert "reinstalled devloop in" in log.read_text()
+    finally:
+        dev.send_signal(signal.SIGINT)
+        code = dev.wait(30)
+    assert code == 0, log.read_text()
