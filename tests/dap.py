@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import time
+
+from tests.conftest import skip_or_fail
+
+
+def need_debugpy() -> None:
+    """Skip without debugpy (the `dev` extra has it); under CI that is a failure."""
+    if importlib.util.find_spec("debugpy") is None:
+        skip_or_fail("debugpy is not installed: pip install -e 'sdk[dev]'")
 
 
 def free_port() -> int:

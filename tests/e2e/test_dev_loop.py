@@ -13,9 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.dap import DapClient, free_port
+from tests.dap import DapClient, free_port, need_debugpy
 from tests.e2e.conftest import V1_VERSION, BootKuiperd
 from tests.e2e.kuiper import Kuiperd
 from tests.e2e.scenarios import uid
@@ -204,7 +202,7 @@ def test_plugin_started_by_kuiperd_waits_for_a_debugger(boot_kuiperd: BootKuiper
                                                         tmp_path: Path) -> None:
     """With EKUIPER_PLUGIN_DEBUG on kuiperd, the plugin it starts connects only after a
     real debugpy client attached; the plugin then serves a rule."""
-    pytest.importorskip("debugpy")
+    need_debugpy()
     port = free_port()
     kuiperd = boot_kuiperd(env={"EKUIPER_PLUGIN_DEBUG": str(port),
                                 "EKUIPER_PLUGIN_DEBUG_WAIT": "40"})

@@ -24,7 +24,7 @@ from ekuiper._runtime.debug import (
     wait_for_debugger,
 )
 from ekuiper.testing import PluginHost
-from tests.dap import DapClient, free_port
+from tests.dap import DapClient, free_port, need_debugpy
 
 
 def test_unset_or_empty_means_no_debugger() -> None:
@@ -98,7 +98,7 @@ def test_bad_setting_is_logged_and_the_plugin_serves(caplog: pytest.LogCaptureFi
 
 @pytest.fixture
 def plugin(tmp_path: Path) -> Path:
-    pytest.importorskip("debugpy")
+    need_debugpy()
     return new_plugin(tmp_path, "dbgplug", [], [], ["tag"])
 
 
