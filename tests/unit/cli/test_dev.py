@@ -270,3 +270,15 @@ def test_reload_child_runs_the_symbol_instead_of_watching(
     assert command(argparse.Namespace(reload=False)) == 0
     assert ran == [True, False]
     assert os.environ.get(dev.CHILD_ENV) is None
+
+
+def test_dev_stopped_before_anything_was_installed_says_so(
+        fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A first version that never validated leaves nothing installed, and that is said."""
+    _serve(fake, [])
+    folder = _plugin(tmp_path)
+    (folder / "symbols.py").write_text("def broken(:\n")
+    assert _dev(fake, folder, monkeypatch, []) == 0
+    assert _methods(fake) == []
+    assert f"devplug is not installed on {fake.url}" in capsys.readouterr().out

@@ -182,6 +182,14 @@ def _add_watch_arguments(p: argparse.ArgumentParser) -> None:
 
 # -- dev ----------------------------------------------------------------------------------
 
+def _installed(server: Server, name: str) -> bool | None:
+    """Is plugin ``name`` installed on the server now? None: the server cannot tell."""
+    try:
+        return name in {p["name"] for p in server.plugins()}
+    except RestError:
+        return None
+
+
 class _Round:
     """One install or reinstall of the plugin under development."""
 
@@ -206,13 +214,6 @@ class _Round:
         progress(f"packaged {len(members)} files")
         return True
 
-    def installed(self) -> bool | None:
-        """Is the plugin installed on the server now? None: the server cannot tell."""
-        try:
-            return self.name in {p["name"] for p in self.server.plugins()}
-        except RestError:
-            return None
-
     def run(self, first: bool) -> bool:
         """Package and (re)install; True when the server runs the new version."""
         began = time.monotonic()
@@ -227,7 +228,7 @@ class _Round:
                                 self.args.shell_para or [], progress)
             except RestError as exc:
                 print(f"ERROR {exc}", file=sys.stderr)
-                if self.installed() is False and not first:
+                if not first and _installed(self.server, self.name) is False:
                     progress(f"eKuiper removed the previous version when it refused this one "
                              f"(its PUT uninstalls first): fix and save again to install "
                              f"{self.name}")
@@ -282,6 +283,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _leave(server: Server, name: str, remove: bool) -> int:
+    if _installed(server, name) is False:
+        print(f"{name} is not installed on {server.url}")
+        return 0
     if not remove:
         print(f"{name} stays installed on {server.url} (remove it with: ekuiper-plugin "
               f"remove {name} --server {server.url})")
