@@ -35,3 +35,23 @@ def test_source_buffer_bad_value_warns(monkeypatch: pytest.MonkeyPatch,
     with caplog.at_level(logging.WARNING, logger="ekuiper.transport"):
         assert source_buffer_from_env() == DEFAULT_SOURCE_BUFFER
     assert "EKUIPER_SOURCE_SEND_BUFFER='lots' is not a number of rows" in caplog.text
+
+
+def test_function_listening_probes_the_socket_file(ipc_dir: str) -> None:
+    """True only while something listens on func_<name>.ipc; a stale file or none: False."""
+    import os
+    import socket
+
+    from ekuiper._transport import SocketTransport
+
+    transport = SocketTransport(ipc_dir)
+    path = os.path.join(ipc_dir, "func_fa.ipc")
+    assert transport.function_listening("fa") is False
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    assert transport.function_listening("fa") is True
+    listener.close()
+    assert os.path.exists(path)
+    assert transport.function_listening("fa") is False
+    assert transport.function_listening("no/such") is False

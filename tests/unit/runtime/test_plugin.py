@@ -186,3 +186,50 @@ def test_shutdown_during_function_start_closes_its_channel() -> None:
     channel = transport.channels["function:idle"]
     assert channel.closed
     assert not runtime.functions
+
+
+class OpenChannels(MemoryTransport):
+    """A transport whose function_listening answers from a set of open channels."""
+
+    def __init__(self, open_functions: set[str]) -> None:
+        super().__init__()
+        self.open_functions = open_functions
+
+    def function_listening(self, symbol_name: str) -> bool:
+        return symbol_name in self.open_functions
+
+
+def _function_start(name: str) -> bytes:
+    ctrl = {"symbolName": name, "pluginType": "func",
+            "meta": {"ruleId": "", "opId": "", "instanceId": 0}}
+    return json.dumps({"cmd": "start", "arg": json.dumps(ctrl)}).encode()
+
+
+def test_a_function_start_also_serves_functions_whose_channel_is_open() -> None:
+    """eKuiper replays one function start after a restart: the others with open channels
+    are served too, and those without one are left for their own start."""
+    transport = OpenChannels({"fa", "fc"})
+    config = PluginConfig("p", {}, {}, {"fa": Idle, "fb": Idle, "fc": Idle})
+    runtime = PluginRuntime(config, transport)
+    try:
+        assert runtime.handle(_function_start("fc")) == b"ok"
+        assert sorted(runtime.functions) == ["fa", "fc"]
+        assert runtime.handle(_function_start("fb")) == b"ok"
+        assert sorted(runtime.functions) == ["fa", "fb", "fc"]
+    finally:
+        runtime.shutdown()
+
+
+def test_a_function_that_fails_to_start_along_does_not_fail_the_start() -> None:
+    """A sibling whose factory raises is logged; the function eKuiper asked for runs."""
+    def broken() -> Function:
+        raise RuntimeError("no model file")
+
+    transport = OpenChannels({"fa", "bad"})
+    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"fa": Idle, "bad": broken}),
+                            transport)
+    try:
+        assert runtime.handle(_function_start("fa")) == b"ok"
+        assert sorted(runtime.functions) == ["fa"]
+    finally:
+        runtime.shutdown()

@@ -6,6 +6,7 @@
     ekuiper-plugin package myplug             the zip eKuiper's REST install takes
     ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
     ekuiper-plugin state myplug               what the plugin keeps with ctx.put_state
+    ekuiper-plugin dev myplug --server URL    install, then reinstall on every change
 
 Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 """
@@ -380,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `ekuiper-plugin COMMAND --help` for each command's options.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    from ekuiper._cli import dev  # imports this module: it must be loaded first
+
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server_default = os.environ.get("EKUIPER_URL", DEFAULT_SERVER)
 
@@ -440,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
     p.add_argument("--show-log", action="store_true", help="print the plugin's output after")
     with_python(p)
-    p.set_defaults(func=cmd_run)
+    dev.add_reload_arguments(p)
+    p.set_defaults(func=dev.reloading(cmd_run))
 
     p = sub.add_parser("package", help="validate, then zip for eKuiper's REST install")
     p.add_argument("dir", help="the plugin folder")
@@ -493,11 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete the values of every rule the server (--server) does not have")
     with_server(p)
     p.set_defaults(func=cmd_state)
+    dev.add_dev_command(sub, with_server, with_python, with_hidden)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `run --reload` reruns it
     try:
         return int(args.func(args))
     except (CliError, RestError) as exc:

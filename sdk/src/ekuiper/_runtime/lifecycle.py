@@ -30,6 +30,8 @@ PARENT_POLL_S = 0.5
 # Set by `ekuiper-plugin validate`: print the PluginConfig instead of serving it.
 DESCRIBE_ENV = "EKUIPER_PLUGIN_DESCRIBE"
 DESCRIBE_MARK = "EKUIPER_PLUGIN_CONFIG "
+# Set to PORT or HOST:PORT: wait for a debugger first (ekuiper._runtime.debug).
+DEBUG_ENV = "EKUIPER_PLUGIN_DEBUG"
 
 
 def _typed_classes(config: PluginConfig) -> list[tuple[str, str, type]]:
@@ -73,6 +75,11 @@ def run(config: PluginConfig, transport: Transport | None = None,
         return 0
     logger = _logging.configure_plugin_logging(config.name)
     _line_buffer_stdout()
+    if os.environ.get(DEBUG_ENV):
+        # Before any socket to eKuiper exists; the module loads only when asked for.
+        from ekuiper._runtime.debug import wait_for_debugger
+
+        wait_for_debugger(os.environ, logger)
     args = _protocol.parse_plugin_args(sys.argv[1:] if argv is None else argv)
     runtime = PluginRuntime(config, transport or transport_from_env(), args.send_timeout_ms,
                             logger)

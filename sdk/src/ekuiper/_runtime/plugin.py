@@ -118,6 +118,36 @@ class PluginRuntime:
         start_symbol(runtime)
         self._register(runtime)
         self.logger.info("started %s", control.label)
+        if control.kind == FUNCTION.wire:
+            self._serve_open_functions(control)
+
+    def _serve_open_functions(self, started: Control) -> None:
+        """Also serve this plugin's other functions whose channel eKuiper has open.
+
+        Why: eKuiper 2.x remembers every function's start command under one empty key,
+        so when it starts the plugin process again (a replace by PUT, or after a crash)
+        it replays the start of one function only; the others' channels stay open on its
+        side and their calls time out for good. A channel eKuiper listens on is one it
+        made for a start it sent before, so serving it is what eKuiper expects. Costs a
+        stat per other function (and a connect probe where its socket file exists), once
+        per function start; transports without the probe (tests') skip it.
+        """
+        listening = getattr(self.transport, "function_listening", None)
+        if listening is None:
+            return
+        for name in sorted(self.config.factories(FUNCTION.wire)):
+            if name in self.functions or not listening(name):
+                continue
+            sibling = started._replace(symbol_name=name)
+            try:
+                runtime = self._build(sibling)
+                start_symbol(runtime)
+                self._register(runtime)
+            except EkuiperError as exc:
+                self.logger.warning("%s not served along: %s", sibling.label, exc)
+                continue
+            self.logger.info("started %s too: eKuiper has its channel open (it replays "
+                             "one function start only)", sibling.label)
 
     def _register(self, runtime: SymbolRuntime) -> None:
         """Add a started runtime to the registry, unless shutdown has begun meanwhile."""

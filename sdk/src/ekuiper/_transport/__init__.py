@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket as _stdsocket
 import sys
 from typing import Any, Protocol
 
@@ -40,7 +41,7 @@ from ekuiper._protocol import Meta, ipc_path
 from ekuiper._transport import nng as _nng
 from ekuiper._transport import socket as _socket
 from ekuiper._transport.wire import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV
-from ekuiper.errors import ChannelTimeout, PluginConfigError
+from ekuiper.errors import ChannelTimeout, EkuiperError, PluginConfigError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -83,6 +84,10 @@ class Transport(Protocol):
 
     Each method may raise ChannelConnectError (a ConnectionError) when the channel cannot
     be opened, and ProtocolError when its ids cannot name a socket file.
+
+    Optional: ``function_listening(symbol_name) -> bool`` (the IPC transports have it),
+    which lets the runtime serve functions eKuiper did not replay a start for
+    (PluginRuntime._serve_open_functions); a transport without it skips that.
     """
 
     def control(self, plugin_name: str) -> Channel:
@@ -187,6 +192,27 @@ class _IpcTransport:
 
     def function(self, symbol_name: str, keepalive_ms: int) -> Channel:
         return self._req(_protocol.function_url(self.ipc_dir, symbol_name), keepalive_ms)
+
+    def function_listening(self, symbol_name: str) -> bool:
+        """Does eKuiper listen on ``symbol_name``'s function channel now? Never raises.
+
+        A stat, and a connect probe (closed at once) where the socket file exists; no
+        Unix sockets (Windows) or a name that cannot be a socket file: False.
+        """
+        family = getattr(_stdsocket, "AF_UNIX", None)
+        try:
+            path = ipc_path(_protocol.function_url(self.ipc_dir, symbol_name))
+        except (ValueError, EkuiperError):
+            return False
+        if family is None or not os.path.exists(path):
+            return False
+        with _stdsocket.socket(family, _stdsocket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(path)
+            except OSError:
+                return False
+        return True
 
     def source(self, meta: Meta, send_timeout_ms: int) -> Channel:
         return self._push(_protocol.symbol_data_url(self.ipc_dir, meta), send_timeout_ms,
