@@ -271,18 +271,23 @@ class Kuiperd(KuiperREST):
         marker = str(self.home / "plugins" / "portable") + "/"
         if name:
             marker += name + "/"
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                state = (entry / "stat").read_text().split()[2]
-            except OSError:
-                continue
-            if marker in cmdline and state != "Z":
-                pids.append(int(entry.name))
-        return pids
+        return live_pids(marker)
+
+
+def live_pids(marker: str) -> list[int]:
+    """Live (not zombie) processes whose command line holds ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
 
 
 def proc_stats(pid: int) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.dap import DapClient, free_port, need_debugpy
 from tests.e2e.conftest import V1_VERSION, BootKuiperd
-from tests.e2e.kuiper import Kuiperd
+from tests.e2e.kuiper import Kuiperd, live_pids
 from tests.e2e.scenarios import uid
 from tests.protocol.events import wait_for
 
@@ -29,22 +29,6 @@ def _outputs(out: Path) -> list[str]:
         return []
     rows = [json.loads(line) for line in out.read_text().splitlines() if line]
     return [f"{row.get('t')}/{row.get('u')}" for row in rows]
-
-
-def _own_processes(marker: str) -> list[int]:
-    """Live processes whose command line holds ``marker``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split()[2]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 # Names of its own: eKuiper's socket files are fixed paths in /tmp, shared by every
@@ -168,7 +152,7 @@ def test_dev_reinstalls_on_save_and_the_running_rule_uses_the_new_code(
     text = log.read_text()
     assert code == 0, text
     assert f"devloop stays installed on {kuiperd.base_url}" in text
-    assert _own_processes(marker) == [], "the dev process (or a child) is left running"
+    assert live_pids(marker) == [], "the dev process (or a child) is left running"
     assert kuiperd.plugin_pids("devloop") == [new_pid], "an old plugin process is left"
     assert kuiperd.get("/plugins/portables/devloop").status == 200
     assert kuiperd.delete(f"/rules/{rule}").status == 200
