@@ -19,6 +19,10 @@ class Function(ABC):
 
     An exception from ``exec`` becomes an error of the rule's operator with the
     exception's text; so does a result that JSON cannot carry.
+
+    ``exec`` may be ``async def``: each call is then awaited on the plugin's event loop
+    (calls still come one at a time), so it can share async clients with the plugin's
+    async sources and sinks. ``validate`` and ``is_aggregate`` stay plain methods.
     """
 
     def validate(self, args: list[Any]) -> str | None:

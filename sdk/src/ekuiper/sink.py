@@ -31,9 +31,17 @@ class Sink(ABC):
     that returns without calling ``ctx.ack_ok``/``ctx.ack_error`` is acked ok, one that
     raises is acked with the exception's text. Without ``requireAck`` the ack calls do
     nothing. A failing message never stops the sink.
+
+    Any of these methods may be ``async def`` (they then run on the plugin's event loop).
+    An async ``collect`` handles one message at a time unless the class sets
+    ``max_in_flight = N``: then, without requireAck, up to N run at once, started in
+    arrival order and possibly finishing out of order; ``close`` runs after all of them.
     """
 
     decode_rows: ClassVar[bool] = False
+    # How many messages an ``async def collect`` may have in flight at once (requireAck
+    # off); see the README's async section for the order this keeps.
+    max_in_flight: ClassVar[int] = 1
 
     def configure(self, conf: dict[str, Any]) -> None:  # noqa: B027
         """Take the rule action's properties; raise if they are unusable."""

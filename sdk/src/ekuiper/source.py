@@ -24,6 +24,11 @@ class Source(ABC):
     3. ``close(ctx)`` runs exactly once when the rule stops (or the plugin shuts down),
        on the control thread; it should make ``open`` return. After it, ``ctx.emit``
        raises ChannelClosedError, which ends an ``open`` that ignores ``close``.
+
+    Any of these methods may be ``async def``; they then run on the plugin's one event
+    loop. An async ``open`` emits with ``await ctx.emit_async(row)``, or is an async
+    generator whose every yielded row (or list of rows) is emitted. On stop the open
+    coroutine, and every task the source started, is cancelled before ``close`` runs.
     """
 
     def configure(self, datasource: str, conf: dict[str, Any]) -> None:  # noqa: B027

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ekuiper import _encoding, _protocol
 from ekuiper._protocol import Meta
 from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.context import Context
 from ekuiper.errors import ChannelClosedError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["SymbolContext"]
 
@@ -39,6 +42,9 @@ class SymbolContext(Context):
         # A plain flag, read on every send: cheaper than an Event and enough for a bool.
         self._stopped = False
         self._ack: Callable[[bytes], None] | None = None
+        # Where emit_async sends from: an async source's own sender thread (None: the
+        # running loop's default executor).
+        self._sender: Executor | None = None
 
     def __repr__(self) -> str:
         return (f"<Context {self._kind} {self._symbol!r} rule={self._meta.rule_id!r} "
@@ -48,6 +54,9 @@ class SymbolContext(Context):
 
     def attach_emitter(self, channel: Channel) -> None:
         self._emitter = channel
+
+    def attach_sender(self, sender: Executor) -> None:
+        self._sender = sender
 
     def attach_acker(self, ack: Callable[[bytes], None]) -> None:
         self._ack = ack
@@ -88,6 +97,13 @@ class SymbolContext(Context):
         with self._emit_lock:
             for frame in frames:
                 self._send_blocking(frame)
+
+    async def emit_async(self, message: Any, meta: Any = None) -> None:
+        # emit() on the sender thread: its backpressure waits there, not on the loop.
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(
+            self._sender, lambda: self.emit(message, meta))
 
     def _send_blocking(self, frame: bytes) -> None:
         assert self._emitter is not None

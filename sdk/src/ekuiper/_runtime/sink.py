@@ -9,6 +9,7 @@ from typing import Any
 from ekuiper import _protocol
 from ekuiper._kinds import SINK
 from ekuiper._protocol import Control
+from ekuiper._runtime.asyncness import SINK_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
@@ -32,6 +33,10 @@ class SinkRuntime(SymbolRuntime):
     Loop (sink thread): ``open`` once, then ``collect`` per frame, acking each frame when
     the action has ``requireAck``. stop (any thread): data channel closed -> wait
     (bounded) for the current ``collect`` -> ``close`` (bounded) -> ack channel closed.
+
+    A sink with an async method is driven through ``aio.AsyncSink`` (same steps; an async
+    collect may have ``max_in_flight`` messages in flight when requireAck is off, and
+    ``close`` first waits for them).
     """
 
     def __init__(self, control: Control, sink: Sink, transport: Transport,
@@ -54,6 +59,8 @@ class SinkRuntime(SymbolRuntime):
         # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
         self.delivered = 0
         self.first_error: BaseException | None = None
+        self._async: Any = None  # an aio.AsyncSink when a method is async
+        self._collect = sink.collect
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -62,7 +69,14 @@ class SinkRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        self.sink.configure(dict(self.control.config))
+        if async_methods(self.sink, SINK_METHODS):
+            from ekuiper._runtime import aio
+
+            self._async = aio.AsyncSink(self.sink, self.control.label, self.logger,
+                                        self._in_flight(aio.in_flight_limit),
+                                        lambda exc: self._failed(exc, exception_text(exc)))
+            self._collect = self._async.collect
+        (self._async or self.sink).configure(dict(self.control.config))
         self.data = self.transport.sink(self.control.meta)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)
@@ -71,11 +85,19 @@ class SinkRuntime(SymbolRuntime):
             raise
         self._spawn(self._run)
 
+    def _in_flight(self, limit_of: Any) -> int:
+        limit: int = limit_of(self.sink, self.control.label)
+        if limit > 1 and self.require_ack:
+            self.logger.warning("max_in_flight=%d ignored: with requireAck each message is "
+                                "acknowledged before the next one is read", limit)
+            return 1
+        return limit
+
     def _run(self) -> None:
         assert self.data is not None
         open_error: str | None = None
         try:
-            self.sink.open(self.ctx)
+            (self._async or self.sink).open(self.ctx)
         except Exception as exc:
             self.first_error = self.first_error or exc
             open_error = (f"open() of sink {self.control.symbol_name!r} raised "
@@ -111,7 +133,7 @@ class SinkRuntime(SymbolRuntime):
                 self._failed(exc, str(exc))
                 return
         try:
-            self.sink.collect(self.ctx, data)
+            self._collect(self.ctx, data)
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("ack channel closed while the rule still runs")
@@ -163,7 +185,10 @@ class SinkRuntime(SymbolRuntime):
         if self.data is not None:
             self.data.close()
         self._join(f"collect() of {self.control.label}")
-        call_bounded(lambda: self.sink.close(self.ctx), f"close() of {self.control.label}",
-                     self.logger)
+        if self._async is not None:
+            self._async.close(self.ctx)
+        else:
+            call_bounded(lambda: self.sink.close(self.ctx),
+                         f"close() of {self.control.label}", self.logger)
         if self.acks is not None:
             self.acks.close()

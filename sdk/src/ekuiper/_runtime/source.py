@@ -7,6 +7,7 @@ from typing import Any
 
 from ekuiper._kinds import SOURCE
 from ekuiper._protocol import Control
+from ekuiper._runtime.asyncness import SOURCE_METHODS, async_methods
 from ekuiper._runtime.base import (
     SymbolRuntime,
     call_bounded,
@@ -27,6 +28,9 @@ class SourceRuntime(SymbolRuntime):
     start (control thread): ``configure`` -> dial the source channel -> spawn ``open``.
     stop (any thread): emit starts raising ChannelClosedError -> ``close`` (bounded) ->
     channel closed -> wait (bounded) for ``open`` to return.
+
+    A source with an async method is driven through ``aio.AsyncSource`` (same steps; the
+    async ones run on the plugin's event loop, and stop cancels what the source started).
     """
 
     def __init__(self, control: Control, source: Source, transport: Transport,
@@ -39,6 +43,7 @@ class SourceRuntime(SymbolRuntime):
         self.channel: Channel | None = None
         # What open() raised, if it did (ekuiper.testing re-raises it).
         self.failure: BaseException | None = None
+        self._async: Any = None  # an aio.AsyncSource when a method is async
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -47,14 +52,19 @@ class SourceRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        self.source.configure(self.control.datasource, dict(self.control.config))
+        if async_methods(self.source, SOURCE_METHODS):
+            from ekuiper._runtime.aio import AsyncSource
+
+            self._async = AsyncSource(self.source, self.ctx, self.control.label, self.logger)
+        (self._async or self.source).configure(self.control.datasource,
+                                               dict(self.control.config))
         self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
         self.ctx.attach_emitter(channel)
         self._spawn(self._run)
 
     def _run(self) -> None:
         try:
-            self.source.open(self.ctx)
+            (self._async or self.source).open(self.ctx)
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("source channel closed while the rule still runs")
@@ -79,8 +89,11 @@ class SourceRuntime(SymbolRuntime):
 
     def _shutdown(self) -> None:
         self.ctx.mark_stopped()
-        call_bounded(lambda: self.source.close(self.ctx), f"close() of {self.control.label}",
-                     self.logger)
+        if self._async is not None:
+            self._async.close(self.ctx)
+        else:
+            call_bounded(lambda: self.source.close(self.ctx),
+                         f"close() of {self.control.label}", self.logger)
         if self.channel is not None:
             self.channel.close()
         self._join(f"open() of {self.control.label}")
