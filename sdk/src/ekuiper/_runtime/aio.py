@@ -328,9 +328,12 @@ class AsyncSource:
         self.owner.cancel()
         _close(self.source.close, self.kinds.get("close"), ctx,
                f"close() of {self.label}", self.logger)
-        if self.sender is not None:
-            # A send blocked by backpressure ends within a send timeout of mark_stopped.
-            self.sender.shutdown(wait=False, cancel_futures=True)
+        sender = self.sender
+        if sender is not None:
+            # A send blocked by backpressure ends within a send timeout of mark_stopped,
+            # so the sender thread is gone when the stop is answered.
+            call_bounded(lambda: sender.shutdown(wait=True, cancel_futures=True),
+                         f"sender of {self.label}", self.logger)
 
 
 # -- sinks --------------------------------------------------------------------------------
