@@ -192,6 +192,30 @@ def test_async_configure_and_emit_async() -> None:
     assert source.thread == aio.LOOP_THREAD_NAME
 
 
+class Sleeps(Source):
+    """An async open that emits once, then only awaits: only cancellation ends it."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+
+    async def open(self, ctx: Context) -> None:
+        await ctx.emit_async({"x": 1})
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+def test_stop_cancels_an_async_open_at_once() -> None:
+    """Stopping a source whose open awaits cancels the open, well inside CLOSE_TIMEOUT_S."""
+    source = Sleeps()
+    began = time.monotonic()
+    assert run_source(source).rows == [{"x": 1}]
+    assert source.cancelled.is_set()
+    assert time.monotonic() - began < 2
+
+
 class Mixed(Source):
     """A sync open beside an async close: each runs where it belongs."""
 
