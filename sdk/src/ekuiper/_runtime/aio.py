@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from ekuiper._runtime.asyncness import (
     ASYNC_GENERATOR,
+    FUNCTION_METHODS,
     SINK_METHODS,
     SOURCE_METHODS,
     AsyncKind,
@@ -45,7 +46,11 @@ from ekuiper._runtime.asyncness import (
 )
 from ekuiper._runtime.base import CLOSE_TIMEOUT_S, call_bounded
 from ekuiper._runtime.context import SymbolContext
+from ekuiper.context import Context
 from ekuiper.errors import SymbolError
+from ekuiper.function import Function
+from ekuiper.sink import Sink
+from ekuiper.source import Source
 
 __all__ = [
     "AsyncFunction",
@@ -250,7 +255,7 @@ def _call(fn: Callable[..., Any], kind: AsyncKind | None, owner: Owner, *args: A
     return run(owner.own(fn(*args)))
 
 
-def _close(fn: Callable[..., Any], kind: AsyncKind | None, ctx: SymbolContext,
+def _close(fn: Callable[..., Any], kind: AsyncKind | None, ctx: Context,
            what: str, logger: logging.Logger) -> None:
     if kind is None:
         call_bounded(lambda: fn(ctx), what, logger)
@@ -261,8 +266,9 @@ def _close(fn: Callable[..., Any], kind: AsyncKind | None, ctx: SymbolContext,
 # -- sources ------------------------------------------------------------------------------
 
 
-class AsyncSource:
-    """A source with at least one async method, as SourceRuntime drives it.
+class AsyncSource(Source):
+    """A source with at least one async method, wrapped as the sync Source that
+    SourceRuntime drives.
 
     ``configure`` (control thread) and ``open`` (the source's thread) block their thread
     while an async method runs on the loop. An async ``open`` emits with
@@ -295,7 +301,7 @@ class AsyncSource:
         _call(self.source.configure, self.kinds.get("configure"), self.owner, datasource,
               conf)
 
-    def open(self, ctx: SymbolContext) -> None:
+    def open(self, ctx: Context) -> None:
         kind = self.kinds.get("open")
         if kind is None:
             self.source.open(ctx)
@@ -312,7 +318,7 @@ class AsyncSource:
             if not self._closed:
                 raise
 
-    async def _generate(self, ctx: SymbolContext) -> None:
+    async def _generate(self, ctx: Context) -> None:
         rows: AsyncIterator[Any] = self.source.open(ctx)
         try:
             async for item in rows:
@@ -322,7 +328,7 @@ class AsyncSource:
             if aclose is not None:
                 await aclose()
 
-    def close(self, ctx: SymbolContext) -> None:
+    def close(self, ctx: Context) -> None:
         with self._lock:
             self._closed = True
         self.owner.cancel()
@@ -348,8 +354,9 @@ def in_flight_limit(sink: Any, label: str) -> int:
     return limit
 
 
-class AsyncSink:
-    """A sink with at least one async method, as SinkRuntime drives it.
+class AsyncSink(Sink):
+    """A sink with at least one async method, wrapped as the sync Sink that SinkRuntime
+    drives.
 
     ``configure`` (control thread) and ``open`` (the sink's thread) block their thread
     while an async method runs. ``collect`` is called on the sink's thread per message:
@@ -368,42 +375,52 @@ class AsyncSink:
     sink started, then the sink's ``close``.
     """
 
-    def __init__(self, sink: Any, label: str, logger: logging.Logger, in_flight: int,
+    def __init__(self, sink: Any, label: str, logger: logging.Logger, require_ack: bool,
                  on_failure: Callable[[Exception], None]) -> None:
         self.sink = sink
         self.label = label
         self.logger = logger
         self.kinds = async_methods(sink, SINK_METHODS)
         self.owner = Owner(f"sink {label}", logger)
-        self.in_flight = in_flight
+        self.in_flight = in_flight_limit(sink, label)
+        if self.in_flight > 1 and require_ack:
+            logger.warning("max_in_flight=%d ignored: with requireAck each message is "
+                           "acknowledged before the next one is read", self.in_flight)
+            self.in_flight = 1
+        elif self.in_flight > 1 and "collect" not in self.kinds:
+            logger.warning("max_in_flight=%d ignored: collect() is not async",
+                           self.in_flight)
+            self.in_flight = 1
         self.on_failure = on_failure
-        self._slots = threading.BoundedSemaphore(in_flight)
+        self._slots = threading.BoundedSemaphore(self.in_flight)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._pending_lock = threading.Lock()
         self._closed = False
-        # The sync hot path: one bound method, picked once.
-        self.collect: Callable[[SymbolContext, Any], None]
-        if self.kinds.get("collect") is None:
-            self.collect = sink.collect
-        elif in_flight == 1:
-            self.collect = self._collect_one
+        self._collect: Callable[[Context, Any], None]
+        if "collect" not in self.kinds:
+            self._collect = sink.collect
+        elif self.in_flight == 1:
+            self._collect = self._collect_one
         else:
-            self.collect = self._collect_many
+            self._collect = self._collect_many
 
     def configure(self, conf: dict[str, Any]) -> None:
         _call(self.sink.configure, self.kinds.get("configure"), self.owner, conf)
 
-    def open(self, ctx: SymbolContext) -> None:
+    def open(self, ctx: Context) -> None:
         _call(self.sink.open, self.kinds.get("open"), self.owner, ctx)
 
-    def _collect_one(self, ctx: SymbolContext, data: Any) -> None:
+    def collect(self, ctx: Context, data: Any) -> None:
+        self._collect(ctx, data)
+
+    def _collect_one(self, ctx: Context, data: Any) -> None:
         try:
             run(self.owner.own(self.sink.collect(ctx, data)))
         except concurrent.futures.CancelledError:
             if not self._closed:
                 raise
 
-    def _collect_many(self, ctx: SymbolContext, data: Any) -> None:
+    def _collect_many(self, ctx: Context, data: Any) -> None:
         while not self._slots.acquire(timeout=0.2):
             if self._closed:
                 self.logger.error("sink closed while a message waited for a free slot; "
@@ -424,7 +441,7 @@ class AsyncSink:
         if isinstance(exc, Exception):
             self.on_failure(exc)
 
-    def close(self, ctx: SymbolContext) -> None:
+    def close(self, ctx: Context) -> None:
         self._closed = True
         with self._pending_lock:
             pending = list(self._pending)
@@ -441,21 +458,36 @@ class AsyncSink:
 # -- functions ----------------------------------------------------------------------------
 
 
-class AsyncFunction:
-    """A function whose ``exec`` is async: each call waits on the function's thread for
-    the coroutine on the loop.
+class AsyncFunction(Function):
+    """A function whose ``exec`` is async, wrapped as the sync Function that
+    FunctionRuntime drives: each call waits on the function's thread for the coroutine
+    on the loop.
 
     eKuiper sends a function symbol one call at a time, so this buys no concurrency of
     calls; it lets ``exec`` await clients that live on the loop (an HTTP session, a
     database pool) shared with the plugin's async sources and sinks. The hop to the loop
-    and back costs a few tens of microseconds per call.
+    and back costs tens of microseconds per call (README, "Async symbols").
+    ``validate`` and ``is_aggregate`` must stay sync: an async one fails the start.
     """
 
     def __init__(self, function: Any, label: str, logger: logging.Logger) -> None:
+        kinds = async_methods(function, FUNCTION_METHODS)
+        for name in ("validate", "is_aggregate"):
+            if name in kinds:
+                raise SymbolError(f"{label}: {name}() is async; only exec() may be "
+                                  f"(eKuiper asks {name} while it creates a rule); make "
+                                  "it a plain def")
         self.function = function
         self.owner = Owner(f"function {label}", logger)
 
-    def exec(self, args: list[Any], ctx: SymbolContext) -> Any:
+    def validate(self, args: list[Any]) -> str | None:
+        result: str | None = self.function.validate(args)
+        return result
+
+    def is_aggregate(self) -> bool:
+        return bool(self.function.is_aggregate())
+
+    def exec(self, args: list[Any], ctx: Context) -> Any:
         return run(self.owner.own(self.function.exec(args, ctx)))
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "ASYNC_GENERATOR",
     "COROUTINE",
+    "FUNCTION_METHODS",
     "SINK_METHODS",
     "SOURCE_METHODS",
     "AsyncKind",
@@ -20,10 +21,11 @@ __all__ = [
     "async_methods",
 ]
 
-# The methods of each kind that may be ``async def``. A function's exec is the only one
-# of a function (validate and is_aggregate are asked while a rule is being created).
+# The methods of each kind that may be ``async def``. Of a function's, only exec may be:
+# one found async among the others fails the start (aio.AsyncFunction says why).
 SOURCE_METHODS: Final = ("configure", "open", "close")
 SINK_METHODS: Final = ("configure", "open", "collect", "close")
+FUNCTION_METHODS: Final = ("exec", "validate", "is_aggregate")
 
 # The code flags CPython sets on ``async def`` functions (the values inspect exposes as
 # CO_COROUTINE and CO_ASYNC_GENERATOR; stable since 3.6).

@@ -9,11 +9,11 @@ from typing import Any
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
 from ekuiper._protocol import Control, FuncRequest, Meta
-from ekuiper._runtime.asyncness import async_kind
+from ekuiper._runtime.asyncness import FUNCTION_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
-from ekuiper.errors import ChannelClosedError, SymbolError
+from ekuiper.errors import ChannelClosedError
 from ekuiper.function import Function
 
 __all__ = ["FunctionRuntime"]
@@ -39,8 +39,8 @@ class FunctionRuntime(SymbolRuntime):
     Loop: send ``handshake``, then answer each request as the next REQ send; an idle
     receive times out every KEEPALIVE_MS and the handshake is resent.
 
-    An async ``exec`` runs on the plugin's event loop (``aio.AsyncFunction``), each call
-    awaited on this thread before the answer goes out.
+    A function whose ``exec`` is async is wrapped in ``aio.AsyncFunction``, which awaits
+    each call on the plugin's event loop while this thread waits for the answer.
     """
 
     def __init__(self, control: Control, function: Function, plugin_name: str,
@@ -56,18 +56,11 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
-        self._async: Any = None  # an aio.AsyncFunction when exec is async
-        self._exec = function.exec
-        for name in ("validate", "is_aggregate"):
-            if async_kind(getattr(function, name, None)) is not None:
-                raise SymbolError(f"function {control.symbol_name!r}: {name}() is async; "
-                                  f"only exec() may be (eKuiper asks {name} while it "
-                                  "creates a rule); make it a plain def")
-        if async_kind(self._exec) is not None:
+        self._async: Any = None  # the aio.AsyncFunction wrapping an async exec
+        if async_methods(function, FUNCTION_METHODS):
             from ekuiper._runtime.aio import AsyncFunction
 
-            self._async = AsyncFunction(function, control.label, logger)
-            self._exec = self._async.exec
+            self.function = self._async = AsyncFunction(function, control.label, logger)
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -121,7 +114,7 @@ class FunctionRuntime(SymbolRuntime):
         if request.func == "Exec":
             assert request.call_meta is not None
             ctx = self.context_for(request.call_meta, request.func_id)
-            return _protocol.encode_func_reply(True, self._exec(request.args, ctx))
+            return _protocol.encode_func_reply(True, self.function.exec(request.args, ctx))
         if request.func == "Validate":
             verdict = self.function.validate(request.args)
             if verdict:

@@ -34,9 +34,10 @@ class SinkRuntime(SymbolRuntime):
     the action has ``requireAck``. stop (any thread): data channel closed -> wait
     (bounded) for the current ``collect`` -> ``close`` (bounded) -> ack channel closed.
 
-    A sink with an async method is driven through ``aio.AsyncSink`` (same steps; an async
-    collect may have ``max_in_flight`` messages in flight when requireAck is off, and
-    ``close`` first waits for them).
+    A sink with an async method is wrapped at start in ``aio.AsyncSink``, a sync Sink
+    running the async methods on the plugin's event loop (an async collect may have
+    ``max_in_flight`` messages in flight without requireAck); its close first waits for
+    the collects in flight.
     """
 
     def __init__(self, control: Control, sink: Sink, transport: Transport,
@@ -59,8 +60,7 @@ class SinkRuntime(SymbolRuntime):
         # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
         self.delivered = 0
         self.first_error: BaseException | None = None
-        self._async: Any = None  # an aio.AsyncSink when a method is async
-        self._collect = sink.collect
+        self._async: Any = None  # the aio.AsyncSink wrapping an async sink
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -70,13 +70,12 @@ class SinkRuntime(SymbolRuntime):
 
     def start(self) -> None:
         if async_methods(self.sink, SINK_METHODS):
-            from ekuiper._runtime import aio
+            from ekuiper._runtime.aio import AsyncSink
 
-            self._async = aio.AsyncSink(self.sink, self.control.label, self.logger,
-                                        self._in_flight(aio.in_flight_limit),
-                                        lambda exc: self._failed(exc, exception_text(exc)))
-            self._collect = self._async.collect
-        (self._async or self.sink).configure(dict(self.control.config))
+            self.sink = self._async = AsyncSink(
+                self.sink, self.control.label, self.logger, self.require_ack,
+                lambda exc: self._failed(exc, exception_text(exc)))
+        self.sink.configure(dict(self.control.config))
         self.data = self.transport.sink(self.control.meta)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)
@@ -85,19 +84,11 @@ class SinkRuntime(SymbolRuntime):
             raise
         self._spawn(self._run)
 
-    def _in_flight(self, limit_of: Any) -> int:
-        limit: int = limit_of(self.sink, self.control.label)
-        if limit > 1 and self.require_ack:
-            self.logger.warning("max_in_flight=%d ignored: with requireAck each message is "
-                                "acknowledged before the next one is read", limit)
-            return 1
-        return limit
-
     def _run(self) -> None:
         assert self.data is not None
         open_error: str | None = None
         try:
-            (self._async or self.sink).open(self.ctx)
+            self.sink.open(self.ctx)
         except Exception as exc:
             self.first_error = self.first_error or exc
             open_error = (f"open() of sink {self.control.symbol_name!r} raised "
@@ -133,7 +124,7 @@ class SinkRuntime(SymbolRuntime):
                 self._failed(exc, str(exc))
                 return
         try:
-            self._collect(self.ctx, data)
+            self.sink.collect(self.ctx, data)
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("ack channel closed while the rule still runs")
@@ -186,7 +177,7 @@ class SinkRuntime(SymbolRuntime):
             self.data.close()
         self._join(f"collect() of {self.control.label}")
         if self._async is not None:
-            self._async.close(self.ctx)
+            self._async.close(self.ctx)  # bounded itself, step by step
         else:
             call_bounded(lambda: self.sink.close(self.ctx),
                          f"close() of {self.control.label}", self.logger)

@@ -29,8 +29,9 @@ class SourceRuntime(SymbolRuntime):
     stop (any thread): emit starts raising ChannelClosedError -> ``close`` (bounded) ->
     channel closed -> wait (bounded) for ``open`` to return.
 
-    A source with an async method is driven through ``aio.AsyncSource`` (same steps; the
-    async ones run on the plugin's event loop, and stop cancels what the source started).
+    A source with an async method is wrapped at start in ``aio.AsyncSource``, a sync
+    Source running the async methods on the plugin's event loop; its close also cancels
+    what the source started.
     """
 
     def __init__(self, control: Control, source: Source, transport: Transport,
@@ -43,7 +44,7 @@ class SourceRuntime(SymbolRuntime):
         self.channel: Channel | None = None
         # What open() raised, if it did (ekuiper.testing re-raises it).
         self.failure: BaseException | None = None
-        self._async: Any = None  # an aio.AsyncSource when a method is async
+        self._async: Any = None  # the aio.AsyncSource wrapping an async source
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -55,16 +56,16 @@ class SourceRuntime(SymbolRuntime):
         if async_methods(self.source, SOURCE_METHODS):
             from ekuiper._runtime.aio import AsyncSource
 
-            self._async = AsyncSource(self.source, self.ctx, self.control.label, self.logger)
-        (self._async or self.source).configure(self.control.datasource,
-                                               dict(self.control.config))
+            self.source = self._async = AsyncSource(self.source, self.ctx, self.control.label,
+                                                    self.logger)
+        self.source.configure(self.control.datasource, dict(self.control.config))
         self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
         self.ctx.attach_emitter(channel)
         self._spawn(self._run)
 
     def _run(self) -> None:
         try:
-            (self._async or self.source).open(self.ctx)
+            self.source.open(self.ctx)
         except ChannelClosedError:
             if not self.stopping:
                 self.logger.error("source channel closed while the rule still runs")
@@ -90,7 +91,7 @@ class SourceRuntime(SymbolRuntime):
     def _shutdown(self) -> None:
         self.ctx.mark_stopped()
         if self._async is not None:
-            self._async.close(self.ctx)
+            self._async.close(self.ctx)  # bounded itself, step by step
         else:
             call_bounded(lambda: self.source.close(self.ctx),
                          f"close() of {self.control.label}", self.logger)
