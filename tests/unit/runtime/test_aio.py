@@ -216,6 +216,16 @@ def test_stop_cancels_an_async_open_at_once() -> None:
     assert time.monotonic() - began < 2
 
 
+def test_async_configure_exception_fails_the_start() -> None:
+    """What an async configure raises fails the start, as a sync configure's would."""
+    class BadConf(Emits):
+        async def configure(self, datasource: str, conf: dict[str, Any]) -> None:
+            raise ValueError("interval must be > 0")
+
+    with pytest.raises(ValueError, match="interval must be > 0"):
+        run_source(BadConf())
+
+
 class Mixed(Source):
     """A sync open beside an async close: each runs where it belongs."""
 
