@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_PLUGINS
-from tests.e2e.conftest import BootKuiperd
-from tests.e2e.kuiper import Kuiperd
+from tests.e2e.conftest import V1_VERSION, BootKuiperd
+from tests.e2e.kuiper import DEFAULT_VERSION, Kuiperd
 from tests.e2e.scenarios import stop_rule, uid
 from tests.protocol.events import events, wait_for
 
@@ -19,10 +19,13 @@ ASYNCPLUG = TEST_PLUGINS / "asyncplug"
 ROWS = 60
 
 
-@pytest.fixture
-def asyncplug_kuiperd(boot_kuiperd: BootKuiperd, tmp_path: Path) -> Kuiperd:
-    """kuiperd with asyncplug dropped in; it records rows and events under tmp_path."""
-    return boot_kuiperd(drop_in=(ASYNCPLUG,), env={"ASYNCPLUG_OUT": str(tmp_path)})
+@pytest.fixture(params=[DEFAULT_VERSION, V1_VERSION])
+def asyncplug_kuiperd(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
+                      tmp_path: Path) -> Kuiperd:
+    """kuiperd (2.x and 1.x) with asyncplug dropped in; it records rows and events under
+    tmp_path."""
+    return boot_kuiperd(request.param, drop_in=(ASYNCPLUG,),
+                        env={"ASYNCPLUG_OUT": str(tmp_path)})
 
 
 def _stored(out: Path, rule: str) -> list[dict[str, Any]]:
@@ -77,3 +80,10 @@ def test_async_source_and_sink_deliver_every_row_and_stop_cleanly(
     assert opened and not [t for t in opened[0]["tasks"] if first in t]
     assert not [name for row in later for name in row["threads"] if first in name]
     stop_rule(kuiperd, second)
+    # Let the plugin answer both stops before the fixture stops kuiperd: a reply to a
+    # kuiperd that is gone holds the plugin's shutdown up (1.x answers the REST stop
+    # before its plugin does).
+    wait_for(lambda: {(e["event"], e.get("symbol")) for e in events(tmp_path)
+                      if e.get("rule") == second} >= {("open_ended", None),
+                                                      ("close", "store")},
+             what="the stop of the second rule")

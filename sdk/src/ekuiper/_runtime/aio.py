@@ -322,7 +322,8 @@ class AsyncSource(Source):
     emitted that way. Either way the frames go out on a sender thread of this source's
     own, one at a time and in order, with ``emit``'s backpressure, so the loop never
     waits for eKuiper. ``close`` (control thread): cancel the open coroutine and every
-    task the source started, wait at most CLOSE_TIMEOUT_S, then the source's ``close``.
+    task the source started, wait at most CLOSE_TIMEOUT_S, then the source's ``close``;
+    ``finish`` (control thread, once the channel is closed): wait for the sender thread.
     """
 
     def __init__(self, source: Any, ctx: SymbolContext, label: str,
@@ -380,12 +381,16 @@ class AsyncSource(Source):
         self.owner.cancel()
         _close(self.source.close, self.kinds.get("close"), ctx,
                f"close() of {self.label}", self.logger)
+        if self.sender is not None:
+            self.sender.shutdown(wait=False, cancel_futures=True)
+
+    def finish(self) -> None:
+        """After the source channel is closed (which ends a send in progress at once):
+        wait, bounded, for the sender thread, so none is left when the stop is answered."""
         sender = self.sender
         if sender is not None:
-            # A send blocked by backpressure ends within a send timeout of mark_stopped,
-            # so the sender thread is gone when the stop is answered.
-            call_bounded(lambda: sender.shutdown(wait=True, cancel_futures=True),
-                         f"sender of {self.label}", self.logger)
+            call_bounded(lambda: sender.shutdown(wait=True), f"sender of {self.label}",
+                         self.logger)
 
 
 # -- sinks --------------------------------------------------------------------------------

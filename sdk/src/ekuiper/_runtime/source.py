@@ -98,4 +98,6 @@ class SourceRuntime(SymbolRuntime):
         if self.channel is not None:
             self.channel.close()
         self._join(f"open() of {self.control.label}")
+        if self._async is not None:
+            self._async.finish()
 
