@@ -463,6 +463,17 @@ def test_async_collect_with_ack_error_is_acked_with_its_text() -> None:
     assert acks == [{"error": "OSError: disk full"}]
 
 
+def test_explicit_ack_from_an_async_collect() -> None:
+    """ctx.ack_error inside an async collect is the message's ack, as from a sync one."""
+    class Rejects(Sink):
+        async def collect(self, ctx: Context, data: Any) -> None:
+            await asyncio.sleep(0)
+            ctx.ack_error("rejected: no tenant")
+
+    acks = run_sink(Rejects(), [{"a": 1}, {"a": 2}], require_ack=True).acks
+    assert acks == [{"error": "rejected: no tenant"}] * 2
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "4", True])
 def test_bad_max_in_flight_fails_the_start(bad: Any) -> None:
     """max_in_flight that is not an integer >= 1 fails the sink's start, naming it."""
