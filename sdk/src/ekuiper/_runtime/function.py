@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
@@ -15,6 +15,9 @@ from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError
 from ekuiper.function import Function
+
+if TYPE_CHECKING:
+    from ekuiper._runtime.aio import AsyncFunction
 
 __all__ = ["FunctionRuntime"]
 
@@ -56,7 +59,7 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
-        self._async: Any = None  # the aio.AsyncFunction wrapping an async exec
+        self._async: AsyncFunction | None = None  # wrapping an async exec
         if async_methods(function, FUNCTION_METHODS):
             from ekuiper._runtime.aio import AsyncFunction
 

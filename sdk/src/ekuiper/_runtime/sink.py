@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper import _protocol
 from ekuiper._kinds import SINK
@@ -15,6 +15,9 @@ from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError, ProtocolError
 from ekuiper.sink import Sink
+
+if TYPE_CHECKING:
+    from ekuiper._runtime.aio import AsyncSink
 
 __all__ = ["SinkRuntime"]
 
@@ -60,7 +63,7 @@ class SinkRuntime(SymbolRuntime):
         # ekuiper.testing, which re-raises it; one, so a failing sink holds no growing list).
         self.delivered = 0
         self.first_error: BaseException | None = None
-        self._async: Any = None  # the aio.AsyncSink wrapping an async sink
+        self._async: AsyncSink | None = None  # wrapping an async sink
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,

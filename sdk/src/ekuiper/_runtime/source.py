@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper._kinds import SOURCE
 from ekuiper._protocol import Control
@@ -18,6 +18,9 @@ from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, Transport
 from ekuiper.errors import ChannelClosedError
 from ekuiper.source import Source
+
+if TYPE_CHECKING:
+    from ekuiper._runtime.aio import AsyncSource
 
 __all__ = ["SourceRuntime"]
 
@@ -44,7 +47,7 @@ class SourceRuntime(SymbolRuntime):
         self.channel: Channel | None = None
         # What open() raised, if it did (ekuiper.testing re-raises it).
         self.failure: BaseException | None = None
-        self._async: Any = None  # the aio.AsyncSource wrapping an async source
+        self._async: AsyncSource | None = None  # wrapping an async source
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
