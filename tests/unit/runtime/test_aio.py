@@ -20,7 +20,7 @@ from ekuiper._runtime import aio
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import ChannelTimeout
-from ekuiper.errors import SymbolError
+from ekuiper.errors import ChannelClosedError, SymbolError
 from ekuiper.testing import MemoryTransport, call_function, run_sink, run_source
 from ekuiper.testing._memory import MemoryChannel
 
@@ -199,8 +199,8 @@ class Sleeps(Source):
         self.cancelled = threading.Event()
 
     async def open(self, ctx: Context) -> None:
-        await ctx.emit_async({"x": 1})
-        try:
+        try:  # the stop may come as soon as the row is out, before emit_async returns
+            await ctx.emit_async({"x": 1})
             await asyncio.sleep(60)
         except asyncio.CancelledError:
             self.cancelled.set()
@@ -224,6 +224,30 @@ def test_async_configure_exception_fails_the_start() -> None:
 
     with pytest.raises(ValueError, match="interval must be > 0"):
         run_source(BadConf())
+
+
+class IgnoresCancel(Source):
+    """Swallows the stop's cancellation and tries to emit once more."""
+
+    def __init__(self) -> None:
+        self.late: BaseException | None = None
+
+    async def open(self, ctx: Context) -> None:
+        try:
+            await ctx.emit_async({"x": 1})
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            try:
+                await ctx.emit_async({"x": 2})
+            except Exception as exc:
+                self.late = exc
+
+
+def test_emit_async_after_stop_raises_channel_closed() -> None:
+    """emit_async after the source was stopped raises ChannelClosedError."""
+    source = IgnoresCancel()
+    assert run_source(source).rows == [{"x": 1}]
+    assert isinstance(source.late, ChannelClosedError)
 
 
 class Mixed(Source):
@@ -323,7 +347,7 @@ def test_emit_async_waits_for_ekuiper_without_blocking_the_loop() -> None:
         runtime.stop()
 
 
-def test_emit_async_after_stop_raises_channel_closed() -> None:
+def test_stop_while_emit_async_waits_ends_the_source() -> None:
     """A source stopped while emit_async waits ends at once, without a failure."""
     transport = _SlowTransport()
     runtime = _source_runtime(Waits(), transport)

@@ -99,6 +99,10 @@ class SymbolContext(Context):
                 self._send_blocking(frame)
 
     async def emit_async(self, message: Any, meta: Any = None) -> None:
+        if self._stopped and self._emitter is not None:
+            # Before the hand-over: a stopped source's sender takes no more work.
+            raise ChannelClosedError(
+                f"source {self._symbol!r} of rule {self._meta.rule_id!r} is stopped")
         # emit() on the sender thread: its backpressure waits there, not on the loop.
         import asyncio
 
