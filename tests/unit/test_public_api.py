@@ -152,6 +152,19 @@ def test_sink_decode_rows_defaults_to_false() -> None:
     assert OnlyCollect.decode_rows is False
 
 
+def test_sink_max_in_flight_defaults_to_one() -> None:
+    """A sink handles one message at a time unless its class sets max_in_flight."""
+    assert OnlyCollect.max_in_flight == 1
+
+
+def test_context_emit_async_is_a_coroutine_method_not_abstract() -> None:
+    """Context.emit_async is an async method with emit's parameters, and not abstract,
+    so Context subclasses written for the official SDK still instantiate."""
+    assert inspect.iscoroutinefunction(Context.emit_async)
+    assert list(inspect.signature(Context.emit_async).parameters) == ["self", "message", "meta"]
+    assert "emit_async" not in Context.__abstractmethods__
+
+
 # -- Function -----------------------------------------------------------------------------
 
 

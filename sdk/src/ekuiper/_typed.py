@@ -581,6 +581,9 @@ def call_spec(cls: type, name: str = "") -> CallSpec:
     shown = name or cls.__name__.lower()
     owner = f"{cls.__qualname__}.call"
     call = cls.call  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(call):
+        raise TypeError(f"{owner} is async def, which a typed call cannot be; make call() "
+                        "a plain def, or write async def exec(self, args, ctx)")
     rules = _Rules(False, ArgumentError)
     hints = _hints(call, owner)
     params: list[Param] = []

@@ -46,6 +46,16 @@ class Context(ABC):
         taken or the source is stopped; raises ChannelClosedError once it is stopped.
         """
 
+    async def emit_async(self, message: Any, meta: Any = None) -> None:
+        """Source only, from async code: ``emit`` without blocking the event loop.
+
+        Takes what ``emit`` takes and applies the same backpressure: it returns once
+        eKuiper has taken the rows, waiting (without holding up other coroutines) while
+        eKuiper is not reading; raises ChannelClosedError once the source is stopped.
+        Rows of one source go out in the order emit_async was called.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement emit_async")
+
     @abstractmethod
     def emit_error(self, error: str) -> None:
         """Source only: report an error; it is logged and counted as a source exception."""

@@ -43,6 +43,10 @@ class Function(ABC):  # noqa: B024 (exec is abstract at run time, see below)
     ErrorPolicy.null()`` (or ``ErrorPolicy.default(value)``) on the class to give such a
     row that value instead: the failure is logged (one traceback per raise site) and
     counted, and the rule sees no error.
+
+    ``exec`` may be ``async def``: each call is then awaited on the plugin's event loop
+    (calls still come one at a time), so it can share async clients with the plugin's
+    async sources and sinks. ``validate`` and ``is_aggregate`` stay plain methods.
     """
 
     on_error: ClassVar[ErrorPolicy | None] = None

@@ -47,12 +47,20 @@ class Sink(ABC):
     own (``sendSingle``, ``requireAck``, ``format``, ...) are dropped unless declared, and
     ``config_unknown`` says what other undeclared ones do (``"warn"``, ``"error"``,
     ``"ignore"``).
+
+    Any of these methods may be ``async def`` (they then run on the plugin's event loop).
+    An async ``collect`` handles one message at a time unless the class sets
+    ``max_in_flight = N``: then, without requireAck, up to N run at once, started in
+    arrival order and possibly finishing out of order; ``close`` runs after all of them.
     """
 
     decode_rows: ClassVar[bool] = False
     on_error: ClassVar[ErrorPolicy | None] = None
     config_type: ClassVar[type[Any] | None] = None
     config_unknown: ClassVar[Literal["warn", "error", "ignore"]] = "warn"
+    # How many messages an ``async def collect`` may have in flight at once (requireAck
+    # off); see the README's async section for the order this keeps.
+    max_in_flight: ClassVar[int] = 1
 
     def configure(self, conf: Any) -> None:  # noqa: B027
         """Take the rule action's properties; raise if they are unusable.

@@ -32,6 +32,11 @@ class Source(ABC):
     Keys eKuiper adds itself (``format``, ``datasource``, ...) are dropped unless declared;
     ``config_unknown`` says what other undeclared keys do: ``"warn"`` (log them once per
     start, naming the nearest declared one), ``"error"`` or ``"ignore"``.
+
+    Any of these methods may be ``async def``; they then run on the plugin's one event
+    loop. An async ``open`` emits with ``await ctx.emit_async(row)``, or is an async
+    generator whose every yielded row (or list of rows) is emitted. On stop the open
+    coroutine, and every task the source started, is cancelled before ``close`` runs.
     """
 
     config_type: ClassVar[type[Any] | None] = None

@@ -171,6 +171,20 @@ def test_unusable_signature_fails_the_function_start() -> None:
     assert issubclass(ConfigError, SymbolError)
 
 
+def test_async_typed_call_fails_the_function_start() -> None:
+    """An async def call is refused at start with what to write instead."""
+    class Later(Function):
+        async def call(self, x: int) -> int:
+            return x
+
+    rt = PluginRuntime(PluginConfig("p", {}, {}, {"later": Later}), MemoryTransport())
+    ctrl = {"symbolName": "later", "pluginType": "func",
+            "meta": {"ruleId": "", "opId": "", "instanceId": 0}}
+    reply = rt.handle(json.dumps({"cmd": "start", "arg": json.dumps(ctrl)}).encode())
+    rt.shutdown()
+    assert b"is async def, which a typed call cannot be" in reply
+
+
 def test_untyped_plugin_loads_no_typed_machinery() -> None:
     """An untyped plugin's runtime path never imports ekuiper._typed, dataclasses or inspect."""
     code = """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,16 @@ def test_missing_descriptor_is_reported(tmp_path) -> None:  # type: ignore[no-un
     """A folder without <name>.json gives a clear PluginProcessError."""
     with pytest.raises(PluginProcessError, match="cannot read the executable"):
         PluginHost(tmp_path)
+
+
+def test_async_symbols_through_plugin_process(ekuiper_plugin: Callable[..., PluginHost],
+                                              tmp_path: Path) -> None:
+    """PluginHost runs a plugin's async source and in-flight async sink as it runs sync
+    ones: the async generator's rows come back and every message reaches the sink."""
+    host = ekuiper_plugin(TEST_PLUGINS / "asyncplug", env={"ASYNCPLUG_OUT": str(tmp_path)})
+    rows = host.source("ticks", datasource="dev", conf={"interval": 0.001}, count=3)
+    assert rows == [{"seq": n, "datasource": "dev"} for n in range(3)]
+    assert host.sink("store", [{"seq": n} for n in range(4)], require_ack=True) == [{}] * 4
+    stored = [json.loads(line)["seq"]
+              for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert stored == [0, 1, 2, 3]

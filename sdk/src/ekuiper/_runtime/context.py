@@ -14,6 +14,8 @@ from ekuiper.context import Context
 from ekuiper.errors import ChannelClosedError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from ekuiper._state import Scope, Store
 
 __all__ = ["SymbolContext"]
@@ -45,6 +47,9 @@ class SymbolContext(Context):
         # None: the plugin process's SQLite store, opened on the first state call.
         self.state_store: Store | None = None
         self._state_scope: Scope | None = None
+        # Where emit_async sends from: an async source's own sender thread (None: the
+        # running loop's default executor).
+        self._sender: Executor | None = None
 
     def __repr__(self) -> str:
         return (f"<Context {self._kind} {self._symbol!r} rule={self._meta.rule_id!r} "
@@ -54,6 +59,9 @@ class SymbolContext(Context):
 
     def attach_emitter(self, channel: Channel) -> None:
         self._emitter = channel
+
+    def attach_sender(self, sender: Executor) -> None:
+        self._sender = sender
 
     def attach_acker(self, ack: Callable[[bytes], None]) -> None:
         self._ack = ack
@@ -94,6 +102,17 @@ class SymbolContext(Context):
         with self._emit_lock:
             for frame in frames:
                 self._send_blocking(frame)
+
+    async def emit_async(self, message: Any, meta: Any = None) -> None:
+        if self._stopped and self._emitter is not None:
+            # Before the hand-over: a stopped source's sender takes no more work.
+            raise ChannelClosedError(
+                f"source {self._symbol!r} of rule {self._meta.rule_id!r} is stopped")
+        # emit() on the sender thread: its backpressure waits there, not on the loop.
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(
+            self._sender, lambda: self.emit(message, meta))
 
     def _send_blocking(self, frame: bytes) -> None:
         assert self._emitter is not None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
 from ekuiper._protocol import Control, FuncRequest, Meta
+from ekuiper._runtime.asyncness import FUNCTION_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
@@ -17,6 +18,7 @@ from ekuiper.errors import ChannelClosedError
 from ekuiper.function import Function, _call_exec
 
 if TYPE_CHECKING:
+    from ekuiper._runtime.aio import AsyncFunction
     from ekuiper._state import Store
 
 __all__ = ["FunctionRuntime"]
@@ -41,6 +43,9 @@ class FunctionRuntime(SymbolRuntime):
     start of the same function (eKuiper restarted its side) keeps the running loop.
     Loop: send ``handshake``, then answer each request as the next REQ send; an idle
     receive times out every KEEPALIVE_MS and the handshake is resent.
+
+    A function whose ``exec`` is async is wrapped in ``aio.AsyncFunction``, which awaits
+    each call on the plugin's event loop while this thread waits for the answer.
     """
 
     def __init__(self, control: Control, function: Function, plugin_name: str,
@@ -56,9 +61,14 @@ class FunctionRuntime(SymbolRuntime):
         # What the last failing call raised (ekuiper.testing re-raises it).
         self.last_failure: BaseException | None = None
         self.log_level = control.config.get("logLevel")
+        self._async: AsyncFunction | None = None  # wrapping an async exec
+        if async_methods(function, FUNCTION_METHODS):
+            from ekuiper._runtime.aio import AsyncFunction
+
+            self.function = self._async = AsyncFunction(function, control.label, logger)
         # Bound once: a typed call() gets its precomputed binder and signature check.
-        self._call: Callable[[list[Any], Any], Any] = function.exec
-        self._validate: Callable[[list[Any]], Any] = function.validate
+        self._call: Callable[[list[Any], Any], Any] = self.function.exec
+        self._validate: Callable[[list[Any]], Any] = self.function.validate
         if getattr(type(function), "exec", None) is _call_exec:
             from ekuiper._runtime.typed import typed_function
 
@@ -189,5 +199,7 @@ class FunctionRuntime(SymbolRuntime):
         if self.channel is not None:
             self.channel.close()
         self._join(f"exec() of {self.control.label}")
+        if self._async is not None:
+            self._async.close()
 
 

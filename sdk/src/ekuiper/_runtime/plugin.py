@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -232,6 +233,10 @@ class PluginRuntime:
                 control, self._control = self._control, None
             for runtime in runtimes:
                 runtime.stop()
+            # The event loop exists only if an async symbol ever started.
+            aio = sys.modules.get("ekuiper._runtime.aio")
+            if aio is not None:
+                aio.stop(self.logger)
             if control is not None:
                 control.close()
         finally:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ekuiper import _protocol
 from ekuiper._kinds import SINK
 from ekuiper._protocol import Control
+from ekuiper._runtime.asyncness import SINK_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, exception_text
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
@@ -18,6 +19,7 @@ from ekuiper.sink import Sink
 
 if TYPE_CHECKING:
     from ekuiper._policy import ErrorPolicy
+    from ekuiper._runtime.aio import AsyncSink
 
 __all__ = ["SinkRuntime"]
 
@@ -36,6 +38,11 @@ class SinkRuntime(SymbolRuntime):
     Loop (sink thread): ``open`` once, then ``collect`` per frame, acking each frame when
     the action has ``requireAck``. stop (any thread): data channel closed -> wait
     (bounded) for the current ``collect`` -> ``close`` (bounded) -> ack channel closed.
+
+    A sink with an async method is wrapped at start in ``aio.AsyncSink``, a sync Sink
+    running the async methods on the plugin's event loop (an async collect may have
+    ``max_in_flight`` messages in flight without requireAck); its close first waits for
+    the collects in flight.
     """
 
     def __init__(self, control: Control, sink: Sink, transport: Transport,
@@ -67,6 +74,7 @@ class SinkRuntime(SymbolRuntime):
         self._collect_retrying: Callable[[SinkRuntime, Any, ErrorPolicy], None]
         self._holding = False
         self._held: bytes | None = None
+        self._async: AsyncSink | None = None  # wrapping an async sink
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -92,6 +100,13 @@ class SinkRuntime(SymbolRuntime):
 
             conf = typed_conf(self.sink, conf, f"{SINK.noun} {self.control.symbol_name!r}",
                               self.logger)
+        if async_methods(self.sink, SINK_METHODS):
+            from ekuiper._runtime.aio import AsyncSink
+
+            self.sink = self._async = AsyncSink(
+                self.sink, self.control.label, self.logger, self.require_ack,
+                lambda exc: self._failed(exc, exception_text(exc)),
+                retrying=self.retry is not None)
         self.sink.configure(conf)
         self.data = self.transport.sink(self.control.meta)
         try:
@@ -215,7 +230,10 @@ class SinkRuntime(SymbolRuntime):
         if self.data is not None:
             self.data.close()
         self._join(f"collect() of {self.control.label}")
-        call_bounded(lambda: self.sink.close(self.ctx), f"close() of {self.control.label}",
-                     self.logger)
+        if self._async is not None:
+            self._async.close(self.ctx)  # bounded itself, step by step
+        else:
+            call_bounded(lambda: self.sink.close(self.ctx),
+                         f"close() of {self.control.label}", self.logger)
         if self.acks is not None:
             self.acks.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ekuiper._kinds import SOURCE
 from ekuiper._protocol import Control
+from ekuiper._runtime.asyncness import SOURCE_METHODS, async_methods
 from ekuiper._runtime.base import (
     SymbolRuntime,
     call_bounded,
@@ -18,6 +19,9 @@ from ekuiper._transport import Channel, Transport
 from ekuiper.errors import ChannelClosedError
 from ekuiper.source import Source
 
+if TYPE_CHECKING:
+    from ekuiper._runtime.aio import AsyncSource
+
 __all__ = ["SourceRuntime"]
 
 
@@ -27,6 +31,10 @@ class SourceRuntime(SymbolRuntime):
     start (control thread): ``configure`` -> dial the source channel -> spawn ``open``.
     stop (any thread): emit starts raising ChannelClosedError -> ``close`` (bounded) ->
     channel closed -> wait (bounded) for ``open`` to return.
+
+    A source with an async method is wrapped at start in ``aio.AsyncSource``, a sync
+    Source running the async methods on the plugin's event loop; its close also cancels
+    what the source started.
     """
 
     def __init__(self, control: Control, source: Source, transport: Transport,
@@ -39,6 +47,7 @@ class SourceRuntime(SymbolRuntime):
         self.channel: Channel | None = None
         # What open() raised, if it did (ekuiper.testing re-raises it).
         self.failure: BaseException | None = None
+        self._async: AsyncSource | None = None  # wrapping an async source
 
     @classmethod
     def for_plugin(cls, control: Control, symbol: Any, plugin_name: str,
@@ -53,6 +62,11 @@ class SourceRuntime(SymbolRuntime):
 
             conf = typed_conf(self.source, conf, f"{SOURCE.noun} {self.control.symbol_name!r}",
                               self.logger)
+        if async_methods(self.source, SOURCE_METHODS):
+            from ekuiper._runtime.aio import AsyncSource
+
+            self.source = self._async = AsyncSource(self.source, self.ctx, self.control.label,
+                                                    self.logger)
         self.source.configure(self.control.datasource, conf)
         self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
         self.ctx.attach_emitter(channel)
@@ -85,9 +99,14 @@ class SourceRuntime(SymbolRuntime):
 
     def _shutdown(self) -> None:
         self.ctx.mark_stopped()
-        call_bounded(lambda: self.source.close(self.ctx), f"close() of {self.control.label}",
-                     self.logger)
+        if self._async is not None:
+            self._async.close(self.ctx)  # bounded itself, step by step
+        else:
+            call_bounded(lambda: self.source.close(self.ctx),
+                         f"close() of {self.control.label}", self.logger)
         if self.channel is not None:
             self.channel.close()
         self._join(f"open() of {self.control.label}")
+        if self._async is not None:
+            self._async.finish()
 
