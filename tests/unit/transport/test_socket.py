@@ -833,7 +833,7 @@ def test_pull_backs_off_while_out_of_descriptors(path: str,
 def test_dial_waits_while_out_of_descriptors(path: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """EMFILE making the dialling socket is waited out like a listener not there yet."""
-    real = socket.socket
+    real = _sp._DialledSocket
     failures = [3]
 
     def exhausted(*args: object, **kwargs: object) -> socket.socket:
@@ -844,7 +844,7 @@ def test_dial_waits_while_out_of_descriptors(path: str,
 
     with pynng.Pull0(recv_timeout=5000) as pull:
         pull.listen(url(path))
-        monkeypatch.setattr(_sp.socket, "socket", exhausted)
+        monkeypatch.setattr(_sp, "_DialledSocket", exhausted)
         push = PushDialer(path, url(path), 1000, interval_s=0.01)
         monkeypatch.undo()
         push.send(b"through")

@@ -55,6 +55,8 @@ HEADER_SIZE: Final = 8
 _MAGIC: Final = b"\x00SP\x00"
 FRAME_HEAD: Final = struct.Struct(">BQ")  # kind 1, payload length
 _REQUEST_ID: Final = struct.Struct(">I")
+# A REQ frame up to its body: kind 1, payload length, request id.
+_REQUEST_HEAD: Final = struct.Struct(">BQI")
 
 MAX_FRAME_ENV: Final = "EKUIPER_MAX_FRAME_BYTES"
 # 64 MiB: above any frame eKuiper really sends (its largest are sink batches, a JSON
@@ -225,19 +227,37 @@ class ReqState:
     def __init__(self, first_id: int | None = None) -> None:
         self._next_id = random.getrandbits(31) if first_id is None else first_id & 0x7FFFFFFF
         self.pending: bytes | None = None
-        self._pending_id = b""
+        self._pending_id = 0  # with its top bit set; 0 is no request id
 
     def request(self, data: bytes) -> bytes:
         """The frame that asks ``data``; it replaces any request still unanswered."""
-        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
-        request_id = _REQUEST_ID.pack(self._next_id | 0x80000000)
-        frame = FRAME_HEAD.pack(1, len(data) + 4) + request_id + data
+        self._next_id = next_id = (self._next_id + 1) & 0x7FFFFFFF
+        request_id = next_id | 0x80000000
+        frame = _REQUEST_HEAD.pack(1, len(data) + 4, request_id) + data
         self.pending, self._pending_id = frame, request_id
         return frame
 
     def reply(self, payload: bytes) -> bytes | None:
         """The reply's body if ``payload`` answers the pending request, else None (stale)."""
-        if self.pending is not None and payload[:4] == self._pending_id:
+        if self.pending is not None and payload[:4] == _REQUEST_ID.pack(self._pending_id):
             self.pending = None
             return payload[4:]
         return None
+
+    def whole_reply(self, data: bytes, max_frame: int) -> bytes | None:
+        """The reply's body if ``data`` is exactly one frame answering the pending request.
+
+        The common case of a round trip, which skips the decoder: the bytes of one
+        receive on an otherwise empty stream are the reply's whole frame, no longer than
+        ``max_frame``. None for anything else (a stale reply, part of a frame, several
+        frames, a bad head): the caller feeds ``data`` to its :class:`FrameDecoder`,
+        which gives the same answer the long way.
+        """
+        if len(data) < 13:
+            return None
+        kind, length, request_id = _REQUEST_HEAD.unpack_from(data)
+        if request_id != self._pending_id or length != len(data) - 9 or kind != 1 \
+                or length > max_frame or self.pending is None:
+            return None
+        self.pending = None
+        return data[13:]
