@@ -485,11 +485,9 @@ class ReqDialer:
                 # A reply to an older request (one we gave up on after a timeout).
             try:
                 data = stream.recv_some()
-                # The usual case: one receive is the reply's whole frame.
-                if not decoder.partial:
-                    reply = state.whole_reply(data, self._max_frame)
-                    if reply is not None:
-                        return reply
+                reply = state.whole_reply(data, decoder)  # the usual case
+                if reply is not None:
+                    return reply
                 try:
                     decoder.feed(data)
                 except ProtocolError as exc:

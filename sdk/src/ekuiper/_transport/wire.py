@@ -227,7 +227,9 @@ class ReqState:
     def __init__(self, first_id: int | None = None) -> None:
         self._next_id = random.getrandbits(31) if first_id is None else first_id & 0x7FFFFFFF
         self.pending: bytes | None = None
-        self._pending_id = 0  # with its top bit set; 0 is no request id
+        # The pending request's id (top bit set), or -1, which no frame can carry, while
+        # none is pending.
+        self._pending_id = -1
 
     def request(self, data: bytes) -> bytes:
         """The frame that asks ``data``; it replaces any request still unanswered."""
@@ -240,24 +242,23 @@ class ReqState:
     def reply(self, payload: bytes) -> bytes | None:
         """The reply's body if ``payload`` answers the pending request, else None (stale)."""
         if self.pending is not None and payload[:4] == _REQUEST_ID.pack(self._pending_id):
-            self.pending = None
+            self.pending, self._pending_id = None, -1
             return payload[4:]
         return None
 
-    def whole_reply(self, data: bytes, max_frame: int) -> bytes | None:
+    def whole_reply(self, data: bytes, decoder: FrameDecoder) -> bytes | None:
         """The reply's body if ``data`` is exactly one frame answering the pending request.
 
-        The common case of a round trip, which skips the decoder: the bytes of one
-        receive on an otherwise empty stream are the reply's whole frame, no longer than
-        ``max_frame``. None for anything else (a stale reply, part of a frame, several
-        frames, a bad head): the caller feeds ``data`` to its :class:`FrameDecoder`,
-        which gives the same answer the long way.
+        The usual round trip, which skips the decoder: ``decoder`` holds nothing and the
+        bytes of one receive are the reply's whole frame, no longer than the decoder's
+        cap. None for anything else (a stale reply, part of a frame, several frames, a
+        bad head, bytes that continue a frame): the caller feeds ``data`` to
+        ``decoder``, which gives the same answer the long way.
         """
-        if len(data) < 13:
+        if decoder._buf or len(data) < 13:
             return None
-        kind, length, request_id = _REQUEST_HEAD.unpack_from(data)
-        if request_id != self._pending_id or length != len(data) - 9 or kind != 1 \
-                or length > max_frame or self.pending is None:
+        if _REQUEST_HEAD.unpack_from(data) != (1, len(data) - 9, self._pending_id) \
+                or len(data) - 9 > decoder.max_frame:
             return None
-        self.pending = None
+        self.pending, self._pending_id = None, -1
         return data[13:]
