@@ -210,6 +210,8 @@ class _Stream(_Guarded):
         self._recv_timeout: float | None = None
         self._send_timeout: float | None = None
         self._refusal_logged = False
+        # True once an owner sends and receives without the lock (see _release).
+        self.lock_free = False
 
     def set_deadlines(self, recv_timeout_s: float | None, send_timeout_s: float | None) -> None:
         self._recv_timeout = recv_timeout_s
@@ -373,13 +375,15 @@ class _Stream(_Guarded):
             raise ConnectionResetError("not connected")
         try:
             data = sock.recv(_RECV_CHUNK)
-        except BlockingIOError:
-            raise ChannelTimeout(f"receive on {self.url} timed out") from None
-        except OSError:
+        except OSError as exc:
+            sock = None  # an error's traceback must not keep the descriptor open
+            if isinstance(exc, BlockingIOError):
+                raise ChannelTimeout(f"receive on {self.url} timed out") from None
             if self.closed:
                 raise self._closed_error() from None
             raise
         if not data:
+            sock = None
             if self.closed:
                 raise self._closed_error()
             raise ConnectionResetError(f"{self.url}: eKuiper closed the connection")
@@ -403,9 +407,12 @@ class _Stream(_Guarded):
                 pass
 
     def _release(self) -> None:
-        # Only the reference: an owner using the socket without the lock (recv_some,
-        # ReqDialer.send) may still hold it; the descriptor goes with its last holder.
-        self.sock = None
+        sock, self.sock = self.sock, None
+        # With an owner that uses the socket without the lock (recv_some, ReqDialer.send),
+        # only the reference: the owner may still hold it, and the descriptor goes with
+        # its last holder (_DialledSocket).
+        if sock is not None and not self.lock_free:
+            sock.close()
 
 
 class PushDialer:
@@ -448,6 +455,7 @@ class ReqDialer:
                  max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> None:
         self.url = url
         self._stream = _Stream(path, url, wire.REQ, attempts, interval_s)
+        self._stream.lock_free = True
         self._stream.set_deadlines(recv_timeout_ms / 1000 if recv_timeout_ms else None, None)
         self._max_frame = max_frame_bytes
         self._decoder = FrameDecoder(max_frame_bytes)
@@ -468,6 +476,7 @@ class ReqDialer:
                 sent = 0
             if sent == len(frame):
                 return
+            sock = None  # an error from the locked path must not hold the socket open
         self._stream.send_frame(frame, sent)
 
     def recv(self) -> bytes:

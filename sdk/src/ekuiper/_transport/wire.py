@@ -249,16 +249,15 @@ class ReqState:
     def whole_reply(self, data: bytes, decoder: FrameDecoder) -> bytes | None:
         """The reply's body if ``data`` is exactly one frame answering the pending request.
 
-        The usual round trip, which skips the decoder: ``decoder`` holds nothing and the
-        bytes of one receive are the reply's whole frame, no longer than the decoder's
-        cap. None for anything else (a stale reply, part of a frame, several frames, a
-        bad head, bytes that continue a frame): the caller feeds ``data`` to
-        ``decoder``, which gives the same answer the long way.
+        The usual round trip, which skips the decoder: ``decoder`` holds nothing (no
+        frame, no part of one) and the bytes of one receive are the reply's whole
+        frame, no longer than the decoder's cap. None for anything else (a stale reply,
+        part of a frame, several frames, a bad head, bytes that continue a frame): the
+        caller feeds ``data`` to ``decoder``, which gives the same answer the long way.
         """
-        if decoder._buf or len(data) < 13:
-            return None
-        if _REQUEST_HEAD.unpack_from(data) != (1, len(data) - 9, self._pending_id) \
-                or len(data) - 9 > decoder.max_frame:
+        length = len(data) - 9
+        if length < 4 or decoder._buf or decoder.frames or length > decoder.max_frame \
+                or _REQUEST_HEAD.unpack_from(data) != (1, length, self._pending_id):
             return None
         self.pending, self._pending_id = None, -1
         return data[13:]
