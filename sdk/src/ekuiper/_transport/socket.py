@@ -23,7 +23,8 @@ Safety at the socket (every peer is a local process, but not always a friendly o
 
 Threading: one thread uses a channel at a time; ``close`` may come from any thread and
 wakes a blocked ``send``/``recv`` (a socket ``shutdown``, or the listener's wake pipe),
-which then raises ChannelClosedError. Deadlines are socket options (SO_RCVTIMEO and
+which then raises ChannelClosedError. A REQ's ``send`` and ``recv`` take no lock on a
+round trip (:class:`ReqDialer`). Deadlines are socket options (SO_RCVTIMEO and
 SO_SNDTIMEO), so the common case is one system call per send and per batch received.
 """
 
@@ -152,7 +153,9 @@ class _Guarded:
     The owner brackets each use with ``_enter``/``_leave``; ``close`` only wakes it
     (``_wake``) and whoever is last out frees the descriptors (``_release``, exactly
     once), so no thread ever uses a descriptor number that was closed and reused
-    meanwhile. Both run with the lock held and must not block.
+    meanwhile. Both run with the lock held and must not block. (A REQ's owner skips the
+    brackets on its round trip: its stream's ``_release`` leaves the descriptor to the
+    socket's last holder, see :class:`_DialledSocket`.)
     """
 
     url: str
