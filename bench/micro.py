@@ -288,11 +288,17 @@ def interleave(seconds: float, block_s: float = 0.02) -> dict[str, Any]:
             per = [1e6 * spent[i] / counts[i] for i in (0, 1)]
             out["ratios"][name] = {"us_per_emit": per, "ratio": per[1] / per[0]}
     finally:
+        # END behind every row: the drain stops there and removes its socket file.
+        pairs["sdk_numpy / sdk_numpy_json"][0][1](b"END")
+        time.sleep(0.2)
         for steps in pairs.values():
             for _, _send, close in steps:
                 close()
-        drain.kill()
-        drain.wait()
+        try:
+            drain.wait(15)
+        except subprocess.TimeoutExpired:
+            drain.kill()
+            drain.wait()
     return out
 
 
