@@ -2,9 +2,9 @@
 
     <python> bench/micro.py VARIANT URL SECONDS
 
-prints one JSON object: ``{"variant", "rate", "count", "seconds"}``. The bench harness
-starts a drain process (bench/drain.py, always this repo's venv) listening on URL first,
-so every variant pushes into the same fast reader. VARIANT is one of
+prints one JSON object: ``{"variant", "rate", "count", "seconds", "cpu_us_per_emit"}``.
+The bench harness starts a drain process (bench/drain.py, always this repo's venv)
+listening on URL first, so every variant pushes into the same fast reader. VARIANT is one of
 
 - ``sdk``: this SDK's real path, ``SymbolContext.emit`` on a channel from
   ``SocketTransport.source`` (the default transport: SP over the Unix socket);
@@ -31,6 +31,15 @@ Each variant emits the same row for a 0.3 s warm-up, then counts emits over SECO
 
 runs the emit cases (and ``sdk``, ``sdk_encode``) REPS times each, alternating, with the
 drain the harness uses, and prints the rates and the ratios to their baselines as JSON.
+
+    python -m bench.micro interleave [SECONDS]
+
+runs each numpy pair (``sdk_numpy`` against ``sdk_numpy_json``, ``encode_numpy`` against
+``encode_numpy_json``) in one process, alternating blocks of 20 ms for SECONDS, and
+prints the ratio of their times per emit. Load on a shared machine changes what a µs
+buys within seconds (``compare``'s paired ratios of separate runs spread 2x and more
+while the instruction counts of both paths stay put); blocks this short see the same
+load, so the ratio of their sums barely moves.
 """
 
 from __future__ import annotations
@@ -48,13 +57,15 @@ BATCH = 200
 Step = tuple[Callable[[], object], Callable[[bytes], object], Callable[[], None]]
 
 
-def timed(step: Callable[[], object], seconds: float) -> tuple[int, float]:
+def timed(step: Callable[[], object], seconds: float) -> tuple[int, float, float]:
+    """Emits counted over ``seconds`` after the warm-up: (count, wall s, CPU s)."""
     clock = time.perf_counter
     end = clock() + WARMUP_S
     while clock() < end:
         for _ in range(BATCH):
             step()
     count = 0
+    cpu = time.process_time()
     start = clock()
     end = start + seconds
     while True:
@@ -63,7 +74,7 @@ def timed(step: Callable[[], object], seconds: float) -> tuple[int, float]:
         count += BATCH
         now = clock()
         if now >= end:
-            return count, now - start
+            return count, now - start, time.process_time() - cpu
 
 
 def rule_of(url: str) -> str:
@@ -205,24 +216,96 @@ def compare(seconds: float, reps: int) -> dict[str, Any]:
     from pathlib import Path
     from statistics import median
 
-    from bench.run import micro_once
+    from bench.run import micro_sample
 
     python = Path(sys.executable)
     names = [name for pair in COMPARE for name in pair]
     rates: dict[str, list[float]] = {name: [] for name in names}
+    cpus: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            rates[name].append(micro_once(name, python, seconds))
-    ratios = {f"{case} / {base}": {"median": median(rates[case]) / median(rates[base]),
-                                   "paired": [a / b for a, b in zip(rates[case], rates[base])]}
-              for case, base in COMPARE}
+            sample = micro_sample(name, python, seconds)
+            rates[name].append(sample["rate"])
+            cpus[name].append(sample["cpu_us_per_emit"])
+    # The rate ratio is of two processes' wall clocks, minutes apart on a shared machine,
+    # each sharing the CPU with its drain; the CPU ratio is of the emitting process's own
+    # time (its send system calls included), which other load disturbs far less.
+    ratios = {f"{case} / {base}": {
+        "median": median(rates[case]) / median(rates[base]),
+        "paired": [a / b for a, b in zip(rates[case], rates[base])],
+        "cpu_median": median(cpus[base]) / median(cpus[case]),
+        "cpu_paired": [b / a for a, b in zip(cpus[case], cpus[base])]}
+        for case, base in COMPARE}
     return {"seconds": seconds, "reps": reps,
-            "rates": {n: {"median": median(r), "us_per_emit": 1e6 / median(r), "all": r}
+            "rates": {n: {"median": median(r), "us_per_emit": 1e6 / median(r), "all": r,
+                          "cpu_us_per_emit": median(cpus[n]), "cpu_all": cpus[n]}
                       for n, r in rates.items()},
             "ratios": ratios}
 
 
+def interleave(seconds: float, block_s: float = 0.02) -> dict[str, Any]:
+    """The numpy pairs, each in this process, in alternating blocks: ratios of time per emit."""
+    import subprocess
+    from pathlib import Path
+
+    from ekuiper import _encoding
+
+    url = "ipc:///tmp/bench_micro_interleave_op_0.ipc"
+    drain = subprocess.Popen([sys.executable, str(Path(__file__).parent / "drain.py"), url],
+                             stdout=subprocess.PIPE, text=True)
+    assert drain.stdout is not None
+    drain.stdout.readline()  # "listening"
+    chosen = _encoding.use()
+    pairs = {"sdk_numpy / sdk_numpy_json": (sdk_numpy_step(url), sdk_numpy_json_step(url)),
+             "encode_numpy / encode_numpy_json": (encode_numpy_step(url),
+                                                  encode_numpy_json_step(url))}
+    # Which encoder each step runs with (the *_json steps' baseline is the standard one).
+    encoders = (chosen, "json")
+    out: dict[str, Any] = {"seconds": seconds, "block_s": block_s, "ratios": {}}
+    clock = time.perf_counter
+    try:
+        for name, steps in pairs.items():
+            spent, counts = [0.0, 0.0], [0, 0]
+            for i, (step, _, _) in enumerate(steps):  # warm-up
+                _encoding.use(encoders[i])
+                timed(step, 0.0)
+            end = clock() + seconds
+            while clock() < end:
+                for i, (step, _, _) in enumerate(steps):
+                    _encoding.use(encoders[i])
+                    start = clock()
+                    stop = start + block_s
+                    n = 0
+                    while True:
+                        for _ in range(20):
+                            step()
+                        n += 20
+                        now = clock()
+                        if now >= stop:
+                            break
+                    spent[i] += now - start
+                    counts[i] += n
+            per = [1e6 * spent[i] / counts[i] for i in (0, 1)]
+            out["ratios"][name] = {"us_per_emit": per, "ratio": per[1] / per[0]}
+    finally:
+        # END behind every row: the drain stops there and removes its socket file.
+        pairs["sdk_numpy / sdk_numpy_json"][0][1](b"END")
+        time.sleep(0.2)
+        for steps in pairs.values():
+            for _, _send, close in steps:
+                close()
+        try:
+            drain.wait(15)
+        except subprocess.TimeoutExpired:
+            drain.kill()
+            drain.wait()
+    return out
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "interleave":
+        print(json.dumps(interleave(float(argv[1]) if len(argv) > 1 else 5.0), indent=2))
+        return 0
     if argv and argv[0] == "compare":
         seconds = float(argv[1]) if len(argv) > 1 else 2.0
         reps = int(argv[2]) if len(argv) > 2 else 5
@@ -230,12 +313,12 @@ def main(argv: list[str]) -> int:
         return 0
     variant, url, seconds = argv[0], argv[1], float(argv[2])
     step, send, close = VARIANTS[variant](url)
-    count, elapsed = timed(step, seconds)
+    count, elapsed, cpu = timed(step, seconds)
     send(b"END")  # behind every row on the same pipe: the drain process stops there
     time.sleep(0.2)  # nng drops what is still queued when a socket closes
     close()
     print(json.dumps({"variant": variant, "rate": count / elapsed, "count": count,
-                      "seconds": elapsed}))
+                      "seconds": elapsed, "cpu_us_per_emit": 1e6 * cpu / count}))
     return 0
 
 

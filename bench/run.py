@@ -152,6 +152,11 @@ def sdk_info(sdk: Sdk) -> dict[str, Any]:
 
 
 def micro_once(variant: str, python: Path, seconds: float) -> float:
+    return float(micro_sample(variant, python, seconds)["rate"])
+
+
+def micro_sample(variant: str, python: Path, seconds: float) -> dict[str, Any]:
+    """One run of bench/micro.py against a fresh drain: its JSON (rate, CPU per emit)."""
     url = f"ipc:///tmp/bench_micro_{variant}_op_0.ipc"
     drain = subprocess.Popen([sys.executable, str(BENCH / "drain.py"), url],
                              stdout=subprocess.PIPE, text=True)
@@ -166,7 +171,7 @@ def micro_once(variant: str, python: Path, seconds: float) -> float:
         except subprocess.TimeoutExpired:
             drain.kill()
             drain.wait()
-    return float(json.loads(out)["rate"])
+    return dict(json.loads(out))
 
 
 def profile_case(bench: BenchKuiperd, case: str, py_spy: Path, seconds: float,

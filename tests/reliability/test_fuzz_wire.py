@@ -171,3 +171,38 @@ def test_req_returns_only_replies_to_the_pending_request(
             assert reply == data[4:] and state.pending is None
         else:
             assert reply is None and state.pending is pending
+
+
+@MAIN
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.binary(max_size=40),
+       st.binary(max_size=40),
+       st.one_of(st.binary(max_size=12), st.binary(max_size=3).map(wire.encode_frame)),
+       st.integers(min_value=1, max_value=64),
+       st.sampled_from(["reply", "raw", "framed"]))
+def test_req_whole_reply_agrees_with_the_decoder(
+        first_id: int, body: bytes, noise: bytes, buffered: bytes, cap: int,
+        shape: str) -> None:
+    """Whatever one receive holds, the fast path answers as decoder plus reply() would."""
+    CASES["pure"] += 1
+    state, long_way = ReqState(first_id), ReqState(first_id)
+    request_id = state.request(b"ask")[9:13]
+    long_way.request(b"ask")
+    data = {"reply": wire.encode_frame(request_id + body) + noise,
+            "raw": noise, "framed": wire.encode_frame(noise)}[shape]
+    decoder, reference = FrameDecoder(cap), FrameDecoder(cap)
+    try:
+        decoder.feed(buffered)
+        reference.feed(buffered)
+    except ProtocolError:
+        return
+    frames_before = len(decoder.frames)
+    reply = state.whole_reply(data, decoder)
+    if reply is None:
+        assert state.pending is not None
+        return
+    # Taken: nothing was buffered, and the long way finds exactly this one frame.
+    assert not buffered or (not decoder.partial and frames_before == 0)
+    reference.feed(data)
+    assert len(reference.frames) == 1 and not reference.partial
+    assert long_way.reply(reference.frames.popleft()) == reply
+    assert state.pending is None

@@ -297,9 +297,9 @@ def test_function_non_utf8_bytes_result_is_a_clear_error(oddplug: UncappedHost) 
 
 
 def test_function_surrogate_result_is_a_clear_error(oddplug: UncappedHost) -> None:
-    """A result holding a lone surrogate (not UTF-8 encodable) becomes state false."""
+    """A result holding a lone surrogate becomes state false, placed in the result's JSON."""
     assert odd_result(oddplug, "surrogate") == cannot_send(
-        "'utf-8' codec can't encode character '\\ud800' in position 33: "
+        "'utf-8' codec can't encode character '\\ud800' in position 10: "
         "surrogates not allowed")
 
 

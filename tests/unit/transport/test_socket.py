@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pynng
@@ -396,6 +397,50 @@ def test_req_close_wakes_blocked_recv(path: str) -> None:
         req = ReqDialer(path, url(path))
         req.send(b"handshake")
         assert_close_ends(req.recv, req.close)
+
+
+def test_req_closed_while_blocked_frees_its_descriptor_when_the_receiver_is_out(
+        path: str) -> None:
+    """A close during a lock-free recv leaves the descriptor to the receiver, which frees it."""
+    with pynng.Rep0() as rep:
+        rep.listen(url(path))
+        req = ReqDialer(path, url(path))
+        req.send(b"handshake")
+        assert req._stream.sock is not None
+        held = weakref.ref(req._stream.sock)
+        assert_close_ends(req.recv, req.close)
+        assert held() is None  # closed: no reference, not even a traceback's, kept it
+
+
+def test_req_closed_while_idle_frees_its_descriptor_at_once(path: str) -> None:
+    """close() of a REQ nobody is using frees its descriptor before it returns."""
+    with pynng.Rep0() as rep:
+        rep.listen(url(path))
+        req = ReqDialer(path, url(path))
+        sock = req._stream.sock
+        assert sock is not None
+        held = weakref.ref(sock)
+        del sock
+        req.close()
+        assert held() is None
+        with pytest.raises(ChannelClosedError):
+            req.send(b"handshake")
+
+
+def test_req_locked_send_writes_only_the_rest_of_a_frame_begun(path: str) -> None:
+    """After a partial fast send, the locked path sends the frame's remainder, not all of it."""
+    with pynng.Rep0(recv_timeout=5000) as rep:
+        rep.listen(url(path))
+        req = ReqDialer(path, url(path))
+        request = req._state.request(b"ask")
+        sock = req._stream.sock
+        assert sock is not None
+        sock.sendall(request[:7])
+        req._stream.send_frame(request, 7)
+        assert rep.recv() == b"ask"
+        rep.send(b"answer")
+        assert req.recv() == b"answer"
+        req.close()
 
 
 def test_req_recv_before_send_is_an_error(path: str) -> None:
@@ -833,7 +878,7 @@ def test_pull_backs_off_while_out_of_descriptors(path: str,
 def test_dial_waits_while_out_of_descriptors(path: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """EMFILE making the dialling socket is waited out like a listener not there yet."""
-    real = socket.socket
+    real = _sp._DialledSocket
     failures = [3]
 
     def exhausted(*args: object, **kwargs: object) -> socket.socket:
@@ -844,7 +889,7 @@ def test_dial_waits_while_out_of_descriptors(path: str,
 
     with pynng.Pull0(recv_timeout=5000) as pull:
         pull.listen(url(path))
-        monkeypatch.setattr(_sp.socket, "socket", exhausted)
+        monkeypatch.setattr(_sp, "_DialledSocket", exhausted)
         push = PushDialer(path, url(path), 1000, interval_s=0.01)
         monkeypatch.undo()
         push.send(b"through")

@@ -134,3 +134,36 @@ def test_req_ids_wrap_within_31_bits() -> None:
     state = ReqState(first_id=0x7FFFFFFF)
     request_id = state.request(b"x")[9:13]
     assert request_id == b"\x80\x00\x00\x00"
+
+
+def test_req_whole_reply_takes_one_frame_answering_the_pending_request() -> None:
+    """One receive holding exactly the reply's frame gives its body without the decoder."""
+    state = ReqState(first_id=5)
+    request_id = state.request(b"ask")[9:13]
+    data = wire.encode_frame(request_id + b"answer")
+    assert state.whole_reply(data, FrameDecoder()) == b"answer"
+    assert state.pending is None
+    assert state.whole_reply(data, FrameDecoder()) is None
+
+
+@pytest.mark.parametrize("case", ["stale", "two frames", "part", "over the cap", "kind",
+                                  "buffered", "short"])
+def test_req_whole_reply_leaves_anything_else_to_the_decoder(case: str) -> None:
+    """Any other receive is left to the decoder, the request still pending."""
+    state = ReqState(first_id=5)
+    request_id = state.request(b"ask")[9:13]
+    reply = wire.encode_frame(request_id + b"answer")
+    decoder = FrameDecoder(max_frame=100)
+    data = {
+        "stale": wire.encode_frame(b"\x80\x00\x00\x01" + b"answer"),
+        "two frames": reply + reply,
+        "part": reply[:-1],
+        "over the cap": wire.encode_frame(request_id + b"x" * 100),
+        "kind": b"\x02" + reply[1:],
+        "buffered": reply,
+        "short": reply[:12],
+    }[case]
+    if case == "buffered":
+        decoder.feed(reply[:5])  # a frame begun: these bytes continue it
+    assert state.whole_reply(data, decoder) is None
+    assert state.pending is not None

@@ -23,7 +23,8 @@ Safety at the socket (every peer is a local process, but not always a friendly o
 
 Threading: one thread uses a channel at a time; ``close`` may come from any thread and
 wakes a blocked ``send``/``recv`` (a socket ``shutdown``, or the listener's wake pipe),
-which then raises ChannelClosedError. Deadlines are socket options (SO_RCVTIMEO and
+which then raises ChannelClosedError. A REQ's ``send`` and ``recv`` take no lock on a
+round trip (:class:`ReqDialer`). Deadlines are socket options (SO_RCVTIMEO and
 SO_SNDTIMEO), so the common case is one system call per send and per batch received.
 """
 
@@ -128,13 +129,33 @@ def check_socket_path(path: str, url: str) -> bool:
     )
 
 
+class _DialledSocket(socket.socket):
+    """A dialled socket whose descriptor is closed by whoever drops the last reference.
+
+    Why: a channel's owner may use it without a lock (:meth:`ReqDialer.send` and
+    ``recv``) while ``close`` runs in another thread. ``close`` then only shuts it down
+    (which wakes the owner) and drops the channel's reference; the descriptor is freed
+    when the owner lets go of it too, so its number cannot be reused for another file
+    while a system call may still use it. In CPython that is the moment the last
+    reference goes; elsewhere, when the collector finds it unreachable (by then no
+    thread can be using it either).
+    """
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        self.close()  # without it, socket's own finaliser closes it with a ResourceWarning
+
+
 class _Guarded:
     """Descriptors shared by the owner's thread and ``close`` from any other thread.
 
     The owner brackets each use with ``_enter``/``_leave``; ``close`` only wakes it
     (``_wake``) and whoever is last out frees the descriptors (``_release``, exactly
     once), so no thread ever uses a descriptor number that was closed and reused
-    meanwhile. Both run with the lock held and must not block.
+    meanwhile. Both run with the lock held and must not block. (A REQ's owner skips the
+    brackets on its round trip: its stream's ``_release`` leaves the descriptor to the
+    socket's last holder, see :class:`_DialledSocket`.)
     """
 
     url: str
@@ -192,6 +213,8 @@ class _Stream(_Guarded):
         self._recv_timeout: float | None = None
         self._send_timeout: float | None = None
         self._refusal_logged = False
+        # True once an owner sends and receives without the lock (see _release).
+        self.lock_free = False
 
     def set_deadlines(self, recv_timeout_s: float | None, send_timeout_s: float | None) -> None:
         self._recv_timeout = recv_timeout_s
@@ -251,7 +274,7 @@ class _Stream(_Guarded):
 
     def _open(self) -> socket.socket:
         """One connection, its peer checked and its SP handshake done within the deadline."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _DialledSocket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
             sock.settimeout(HANDSHAKE_TIMEOUT_S)
@@ -284,18 +307,22 @@ class _Stream(_Guarded):
             raise
         return sock
 
-    def send_frame(self, frame: bytes) -> None:
-        """Write one whole frame; ChannelTimeout only if none of it went out in time."""
+    def send_frame(self, frame: bytes, sent: int = 0) -> None:
+        """Write one whole frame, of which ``sent`` bytes already went out on this connection.
+
+        ChannelTimeout only if none of it went out in time.
+        """
         self._enter()
         try:
-            self._send_frame(frame)
+            self._send_frame(frame, sent)
         finally:
             self._leave()
 
-    def _send_frame(self, frame: bytes) -> None:
-        sock = self.sock or self._redial_for_send()
-        sent = 0
-        view: memoryview | None = None
+    def _send_frame(self, frame: bytes, sent: int) -> None:
+        sock = self.sock
+        if sock is None:
+            sock, sent = self._redial_for_send(), 0
+        view: memoryview | None = memoryview(frame) if sent else None
         while True:
             try:
                 if view is None:
@@ -335,49 +362,44 @@ class _Stream(_Guarded):
         assert self.sock is not None
         return self.sock
 
-    def recv_into(self, decoder: FrameDecoder) -> None:
+    def recv_some(self) -> bytes:
         """Block (up to the receive deadline) for more bytes; ChannelClosedError at close.
 
-        ConnectionResetError when the connection is gone or broke the framing (the
-        caller redials).
+        ConnectionResetError when the connection is gone (the caller redials).
+        Lock-free, for an owner that is the only thread sending and receiving on the
+        stream: the socket it holds stays open while it is held (:class:`_DialledSocket`),
+        and a ``close`` meanwhile shuts it down, so the ``recv`` returns and the closed
+        flag, set before the shutdown, names why.
         """
-        self._enter()
+        sock = self.sock
+        if sock is None:
+            if self.closed:
+                raise self._closed_error()
+            raise ConnectionResetError("not connected")
         try:
-            sock = self.sock
-            if sock is None:
-                raise ConnectionResetError("not connected")
-            try:
-                data = sock.recv(_RECV_CHUNK)
-            except BlockingIOError:
+            data = sock.recv(_RECV_CHUNK)
+        except OSError as exc:
+            sock = None  # an error's traceback must not keep the descriptor open
+            if isinstance(exc, BlockingIOError):
                 raise ChannelTimeout(f"receive on {self.url} timed out") from None
-            except OSError:
-                if self.closed:
-                    raise self._closed_error() from None
-                raise
-            if not data:
-                if self.closed:
-                    raise self._closed_error()
-                raise ConnectionResetError(f"{self.url}: eKuiper closed the connection")
-            try:
-                decoder.feed(data)
-            except ProtocolError as exc:
-                _log.error("%s: %s; dropping the connection", self.url, exc)
-                raise ConnectionResetError(f"{self.url}: {exc}") from None
-        finally:
-            self._leave()
+            if self.closed:
+                raise self._closed_error() from None
+            raise
+        if not data:
+            sock = None
+            if self.closed:
+                raise self._closed_error()
+            raise ConnectionResetError(f"{self.url}: eKuiper closed the connection")
+        return data
 
     def drop(self) -> None:
         """The owner gives up the current connection (to redial)."""
         with self._lock:
-            self._close_socket()
+            sock, self.sock = self.sock, None
+            if sock is not None:
+                sock.close()  # the owner's own: no other thread uses it
 
     # -- any thread -----------------------------------------------------------------------
-
-    def _close_socket(self) -> None:
-        # Called with the lock held.
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            sock.close()
 
     def _wake(self) -> None:
         self._closed_event.set()
@@ -388,7 +410,12 @@ class _Stream(_Guarded):
                 pass
 
     def _release(self) -> None:
-        self._close_socket()
+        sock, self.sock = self.sock, None
+        # With an owner that uses the socket without the lock (recv_some, ReqDialer.send),
+        # only the reference: the owner may still hold it, and the descriptor goes with
+        # its last holder (_DialledSocket).
+        if sock is not None and not self.lock_free:
+            sock.close()
 
 
 class PushDialer:
@@ -419,6 +446,11 @@ class ReqDialer:
     control REP may rightly take an hour to answer, and a resent ``ok`` could be queued
     there as the answer to a later command. A lost connection is redialled and the
     pending request sent again.
+
+    Threading: one thread sends and receives (the function loop, or the control
+    thread), so ``send`` and ``recv`` take no lock on the round trip's usual path (one
+    system call each); ``close`` may come from any thread and makes a blocked or later
+    ``send``/``recv`` raise ChannelClosedError (see :meth:`_Stream.recv_some`).
     """
 
     def __init__(self, path: str, url: str, recv_timeout_ms: int | None = None,
@@ -426,6 +458,7 @@ class ReqDialer:
                  max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> None:
         self.url = url
         self._stream = _Stream(path, url, wire.REQ, attempts, interval_s)
+        self._stream.lock_free = True
         self._stream.set_deadlines(recv_timeout_ms / 1000 if recv_timeout_ms else None, None)
         self._max_frame = max_frame_bytes
         self._decoder = FrameDecoder(max_frame_bytes)
@@ -433,27 +466,50 @@ class ReqDialer:
         self._stream.connect()
 
     def send(self, data: bytes) -> None:
-        self._stream.send_frame(self._state.request(data))
+        frame = self._state.request(data)
+        # The round trip's fast path, without the stream's lock (see recv_some): one
+        # send of the whole frame. Anything else (no connection, a partial write, an
+        # error) is the locked path's to finish, raise or redial.
+        sock = self._stream.sock
+        sent = 0
+        if sock is not None:
+            try:
+                sent = sock.send(frame, _MSG_FLAGS)
+            except OSError:
+                sent = 0
+            if sent == len(frame):
+                return
+            sock = None  # an error from the locked path must not hold the socket open
+        self._stream.send_frame(frame, sent)
 
     def recv(self) -> bytes:
         state = self._state
         if state.pending is None:
             raise ProtocolError(f"{self.url}: a REQ socket receives only after it sent")
-        frames = self._decoder.frames
+        stream = self._stream
+        decoder = self._decoder
         while True:
+            frames = decoder.frames
             while frames:
                 reply = state.reply(frames.popleft())
                 if reply is not None:
                     return reply
                 # A reply to an older request (one we gave up on after a timeout).
             try:
-                self._stream.recv_into(self._decoder)
+                data = stream.recv_some()
+                reply = state.whole_reply(data, decoder)  # the usual case
+                if reply is not None:
+                    return reply
+                try:
+                    decoder.feed(data)
+                except ProtocolError as exc:
+                    _log.error("%s: %s; dropping the connection", self.url, exc)
+                    raise ConnectionResetError(f"{self.url}: {exc}") from None
             except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
                 _log.debug("%s: %s; redialling and sending the request again", self.url, exc)
-                self._stream.drop()
-                self._decoder = FrameDecoder(self._max_frame)
-                frames = self._decoder.frames
-                self._stream.send_frame(state.pending)  # redials first
+                stream.drop()
+                self._decoder = decoder = FrameDecoder(self._max_frame)
+                stream.send_frame(state.pending)  # redials first
 
     def close(self) -> None:
         self._stream.close()

@@ -55,6 +55,8 @@ HEADER_SIZE: Final = 8
 _MAGIC: Final = b"\x00SP\x00"
 FRAME_HEAD: Final = struct.Struct(">BQ")  # kind 1, payload length
 _REQUEST_ID: Final = struct.Struct(">I")
+# A REQ frame up to its body: kind 1, payload length, request id.
+_REQUEST_HEAD: Final = struct.Struct(">BQI")
 
 MAX_FRAME_ENV: Final = "EKUIPER_MAX_FRAME_BYTES"
 # 64 MiB: above any frame eKuiper really sends (its largest are sink batches, a JSON
@@ -225,19 +227,37 @@ class ReqState:
     def __init__(self, first_id: int | None = None) -> None:
         self._next_id = random.getrandbits(31) if first_id is None else first_id & 0x7FFFFFFF
         self.pending: bytes | None = None
-        self._pending_id = b""
+        # The pending request's id (top bit set), or -1, which no frame can carry, while
+        # none is pending.
+        self._pending_id = -1
 
     def request(self, data: bytes) -> bytes:
         """The frame that asks ``data``; it replaces any request still unanswered."""
-        self._next_id = (self._next_id + 1) & 0x7FFFFFFF
-        request_id = _REQUEST_ID.pack(self._next_id | 0x80000000)
-        frame = FRAME_HEAD.pack(1, len(data) + 4) + request_id + data
+        self._next_id = next_id = (self._next_id + 1) & 0x7FFFFFFF
+        request_id = next_id | 0x80000000
+        frame = _REQUEST_HEAD.pack(1, len(data) + 4, request_id) + data
         self.pending, self._pending_id = frame, request_id
         return frame
 
     def reply(self, payload: bytes) -> bytes | None:
         """The reply's body if ``payload`` answers the pending request, else None (stale)."""
-        if self.pending is not None and payload[:4] == self._pending_id:
-            self.pending = None
+        if self.pending is not None and payload[:4] == _REQUEST_ID.pack(self._pending_id):
+            self.pending, self._pending_id = None, -1
             return payload[4:]
         return None
+
+    def whole_reply(self, data: bytes, decoder: FrameDecoder) -> bytes | None:
+        """The reply's body if ``data`` is exactly one frame answering the pending request.
+
+        The usual round trip, which skips the decoder: ``decoder`` holds nothing (no
+        frame, no part of one) and the bytes of one receive are the reply's whole
+        frame, no longer than the decoder's cap. None for anything else (a stale reply,
+        part of a frame, several frames, a bad head, bytes that continue a frame): the
+        caller feeds ``data`` to ``decoder``, which gives the same answer the long way.
+        """
+        length = len(data) - 9
+        if length < 4 or decoder._buf or decoder.frames or length > decoder.max_frame \
+                or _REQUEST_HEAD.unpack_from(data) != (1, length, self._pending_id):
+            return None
+        self.pending, self._pending_id = None, -1
+        return data[13:]
