@@ -61,6 +61,7 @@ class FunctionRuntime(SymbolRuntime):
 
     def start(self) -> None:
         self.channel = self.transport.function(self.control.symbol_name, KEEPALIVE_MS)
+        self._instrument()
         self._spawn(self._run)
 
     def _run(self) -> None:
