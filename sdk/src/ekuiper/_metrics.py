@@ -93,7 +93,7 @@ class SymbolStats:
     acks_error: int
 
     __slots__ = (*(slot for slot, *_ignored in COUNTERS), "hist", "sum_ns", "busy_since_ns",
-                 "blocked_since_ns", "last_error", "last_error_at", "open_failed",
+                 "blocked_since_ns", "idle_since_ns", "last_error", "last_error_at", "open_failed",
                  "seen", "last_activity", "labels")
 
     def __init__(self, labels: Mapping[str, str], now: float = 0.0) -> None:
@@ -105,6 +105,9 @@ class SymbolStats:
         # perf_counter_ns() when the call in progress / the waiting emit began, else 0.
         self.busy_since_ns = 0
         self.blocked_since_ns = 0
+        # A function: perf_counter_ns() when its loop last heard from eKuiper (a request
+        # answered, or an idle receive that timed out), else 0.
+        self.idle_since_ns = 0
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.open_failed = False
@@ -151,6 +154,8 @@ class SymbolFacts:
     thread_alive: bool    # the symbol's own thread (open / recv loop / request loop)
     stopping: bool
     open_raised: bool     # a source's or sink's open() raised
+    # A function: its loop hears from eKuiper at least this often while connected.
+    hears_within_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,12 @@ def evaluate(stats: SymbolStats, facts: SymbolFacts, now_ns: int, now: float,
         call = "collect()" if facts.kind == "sink" else "a request"
         return Health("stuck", f"{call} has been running for {(now_ns - busy) / 1e9:.0f} s "
                                f"(limit {settings.stuck_s:g} s, {STUCK_ENV})")
+    idle = stats.idle_since_ns
+    if facts.hears_within_s and idle and not busy and \
+            now_ns - idle > (facts.hears_within_s + settings.blocked_s) * 1e9:
+        return Health("lost", f"the channel to eKuiper has not answered for "
+                              f"{(now_ns - idle) / 1e9:.0f} s (eKuiper's end is gone; "
+                              "the plugin keeps redialling)")
     blocked = stats.blocked_since_ns
     if blocked and now_ns - blocked > settings.blocked_s * 1e9:
         return Health("blocked", f"emit() has waited {(now_ns - blocked) / 1e9:.0f} s for "

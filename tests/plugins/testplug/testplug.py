@@ -184,6 +184,14 @@ class Fails(Function):
         return True
 
 
+class Sleepy(Function):
+    """Sleeps args[0] seconds, then returns it (a request that runs too long)."""
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        time.sleep(float(args[0]))
+        return args[0]
+
+
 class NotJson(Function):
     def exec(self, args: List[Any], ctx: Context) -> Any:
         return object()
@@ -200,5 +208,5 @@ if __name__ == "__main__":
          "badfactory": broken_factory, "hangs": HangsOnClose,
          "threaded": Threaded},
         {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink},
-        {"upper": Upper, "fails": Fails, "notjson": NotJson},
+        {"upper": Upper, "fails": Fails, "notjson": NotJson, "sleepy": Sleepy},
     ))

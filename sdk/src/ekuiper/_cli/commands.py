@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ekuiper import __version__
+from ekuiper._cli.health import HealthUnavailable, plugin_health
 from ekuiper._cli.install import install_archive, install_url
 from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 DEFAULT_SERVER = "http://127.0.0.1:9081"
+# The plugins' metrics directory (_metrics.DIR_ENV; the CLI does not import the runtime).
+METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
 
 
 class CliError(Exception):
@@ -261,7 +264,37 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  rules: {', '.join(f'{r} ({n})' for r, n in sorted(refs.items())) or '-'}")
         if status.get("errMsg"):
             print(f"  error: {status['errMsg']}")
-    return 0 if state in ("running", "installed") else 1
+    healthy = _print_plugin_health(args.name, args.metrics_dir)
+    return 0 if state in ("running", "installed") and healthy is not False else 1
+
+
+def _print_plugin_health(name: str, metrics_dir: str | None) -> bool | None:
+    """The plugin's own view beside eKuiper's: its /health, if its socket answers."""
+    if not metrics_dir:
+        print(f"  plugin health: not enabled (set {METRICS_DIR_ENV} in kuiperd's "
+              "environment, then give the same directory with --metrics-dir or the variable)")
+        return None
+    try:
+        document = plugin_health(Path(metrics_dir), name)
+    except HealthUnavailable as exc:
+        print(f"  plugin health: unavailable: {exc}")
+        return None
+    verdict = "healthy" if document.get("healthy") else "UNHEALTHY"
+    print(f"  plugin health: {verdict}, pid {document.get('pid')}, control channel "
+          f"{document.get('control')}")
+    for item in document.get("symbols") or []:
+        where = " ".join(f"{key}={item[key]}" for key in ("rule", "op", "instance")
+                         if item.get(key) not in (None, ""))
+        line = f"    {item.get('kind')} {item.get('symbol')} {where}".rstrip()
+        line += f": {item.get('state')}"
+        if item.get("detail"):
+            line += f" ({item['detail']})"
+        line += f", last activity {item.get('last_activity_s_ago')} s ago"
+        if item.get("last_error"):
+            line += (f"; last error {item.get('last_error_s_ago')} s ago: "
+                     f"{item['last_error']}")
+        print(line)
+    return bool(document.get("healthy"))
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -374,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command, help=helptext)
         p.add_argument("name", help="plugin name")
         with_server(p)
+        if command == "status":
+            p.add_argument("--metrics-dir", default=os.environ.get(METRICS_DIR_ENV),
+                           help="the plugins' metrics directory, to show the plugin's own "
+                                f"health too (default: ${METRICS_DIR_ENV})")
         p.set_defaults(func=func)
 
     p = sub.add_parser("list", help="list the portable plugins of an eKuiper")

@@ -32,6 +32,7 @@ from typing import Any
 
 from ekuiper import _metrics
 from ekuiper._metrics import Health, MetricsSettings, SymbolFacts, SymbolStats
+from ekuiper._runtime.function import KEEPALIVE_MS
 from ekuiper._runtime.instrument import function_rules
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper.errors import MetricsError
@@ -245,7 +246,9 @@ class MetricsExporter:
                 kind=runtime.control.noun,
                 thread_alive=thread is not None and thread.is_alive(),
                 stopping=runtime.stopping,
-                open_raised=getattr(runtime, "failure", None) is not None)
+                open_raised=getattr(runtime, "failure", None) is not None,
+                hears_within_s=KEEPALIVE_MS / 1000 if runtime.control.noun == "function"
+                else 0.0)
             if facts.kind != "function":
                 out.append((stats, _metrics.evaluate(stats, facts, now_ns, now,
                                                      self.settings)))

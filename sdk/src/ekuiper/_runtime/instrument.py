@@ -9,7 +9,8 @@ through, so the counting happens on the symbol's own thread:
 - source: the source channel (rows, bytes; error frames; emit blocked by backpressure);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
   ack channel (acks ok/error);
-- function: ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
+- function: the channel's receive (an idle timeout shows eKuiper is still there),
+  ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
   points ``runtime.stats`` at the calling rule's SymbolStats for the request in progress
   (so an increment in ``handle`` counts for that rule).
 """
@@ -102,6 +103,30 @@ class _CountingAcks:
         self._channel.close()
 
 
+class _HeardFunction:
+    """The function channel, noting each idle receive that timed out (eKuiper is there).
+
+    ``send`` is the channel's own: only the idle path costs anything.
+    """
+
+    __slots__ = ("_channel", "_stats", "send")
+
+    def __init__(self, channel: Channel, stats: SymbolStats) -> None:
+        self._channel = channel
+        self._stats = stats
+        self.send = channel.send
+
+    def recv(self) -> bytes:
+        try:
+            return self._channel.recv()
+        except ChannelTimeout:
+            self._stats.idle_since_ns = perf_counter_ns()
+            raise
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 def instrument(runtime: Any) -> None:
     """Install the counting points of ``runtime`` (whose ``stats`` is set); see above."""
     stats: SymbolStats = runtime.stats
@@ -120,15 +145,16 @@ def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
     failed: Callable[[Exception, str], None] = runtime._failed
 
     def timed_deliver(raw: bytes, open_error: str | None) -> None:
+        # Counted on arrival: the ack (sent inside deliver) never overtakes the count.
+        stats.calls += 1
+        stats.rows += 1
+        stats.bytes += len(raw)
         start = stats.busy_since_ns = perf_counter_ns()
         try:
             deliver(raw, open_error)
         finally:
             stats.observe(perf_counter_ns() - start)
             stats.busy_since_ns = 0
-            stats.calls += 1
-            stats.rows += 1
-            stats.bytes += len(raw)
 
     def counted_failed(exc: Exception, text: str) -> None:
         stats.fail(text, time.time())
@@ -161,6 +187,7 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
         reply = handle(raw)
         elapsed = perf_counter_ns() - start
         base.busy_since_ns = 0
+        base.idle_since_ns = start + elapsed
         stats: SymbolStats = runtime.stats
         stats.observe(elapsed)
         stats.calls += 1
@@ -187,6 +214,8 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
             rules.pop(rule_id, None)
         forget_rule(rule_id)
 
+    base.idle_since_ns = perf_counter_ns()
+    runtime.channel = _HeardFunction(runtime.channel, base)
     runtime.handle = timed_handle
     runtime.context_for = rule_context
     runtime.forget_rule = forget
