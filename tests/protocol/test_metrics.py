@@ -160,7 +160,8 @@ def test_source_whose_open_returned_is_returned(plug: ProtocolHost, metrics_dir:
     """A source whose open() returned and then stays quiet becomes 'returned'."""
     _, source = plug.start_source("reporter")
     source.frames(2)
-    item = wait_for(lambda: symbol_state(metrics_dir, "reporter", "returned", True), what="returned")
+    item = wait_for(lambda: symbol_state(metrics_dir, "reporter", "returned", True),
+                    what="returned")
     assert item["last_error"] == "sensor offline"  # its emit_error, counted as an error
 
 
