@@ -181,7 +181,7 @@ def evaluate(stats: SymbolStats, facts: SymbolFacts, now_ns: int, now: float,
              settings: MetricsSettings) -> Health:
     """The health of one symbol; ``now_ns`` is perf_counter_ns(), ``now`` time.time()."""
     if facts.open_raised or stats.open_failed:
-        return Health("failed", f"open() raised: {stats.last_error or 'see the plugin log'}")
+        return Health("failed", stats.last_error or "open() raised; see the plugin log")
     busy = stats.busy_since_ns
     if busy and now_ns - busy > settings.stuck_s * 1e9:
         call = "collect()" if facts.kind == "sink" else "a request"
