@@ -8,6 +8,7 @@ the container, as an operator would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ekuiper._cli.health import fetch
-from tests.conftest import TEST_PLUGINS
+from tests.conftest import REPO, TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.docker_target import DockerKuiperd
 from tests.e2e.kuiper import KuiperREST
@@ -61,6 +62,20 @@ class Metered:
                 capture_output=True, text=True, timeout=60)
         exit_code, output = self.container.exec_run(["ekuiper-plugin", "status", "testplug"])
         return subprocess.CompletedProcess([], exit_code, output.decode(), "")
+
+
+    def healthcheck(self) -> subprocess.CompletedProcess[str]:
+        """The image's healthcheck, plugins included (EKUIPER_HEALTHCHECK_PLUGINS=1)."""
+        if self.container is None:
+            return subprocess.run(
+                [sys.executable, str(REPO / "images" / "healthcheck.py"),
+                 f"{self.kuiper.base_url}/"], capture_output=True, text=True, timeout=60,
+                env={**os.environ, "EKUIPER_PLUGIN_METRICS_DIR": self.directory,
+                     "EKUIPER_HEALTHCHECK_PLUGINS": "1"})
+        exit_code, output = self.container.exec_run(
+            ["/opt/venv/bin/python", "/usr/local/lib/ekuiper/healthcheck.py",
+             "http://127.0.0.1:9081/"], environment={"EKUIPER_HEALTHCHECK_PLUGINS": "1"})
+        return subprocess.CompletedProcess([], exit_code, "", output.decode())
 
 
 @pytest.fixture(params=["native", "docker"])
@@ -125,8 +140,9 @@ def test_counts_equal_the_rows_ekuiper_saw(metered: Metered) -> None:
     assert status[f"source_{stream}_0_records_in_total"] == ROWS
     assert value(metered, "ekuiper_plugin_calls_total", symbol="sleepy", rule=rule) == ROWS
     assert value(metered, "ekuiper_plugin_rows_total", symbol="recorder", rule=rule) == ROWS
+    # One collect in 8 is timed (EKUIPER_PLUGIN_LATENCY_SAMPLE's default).
     assert value(metered, "ekuiper_plugin_latency_seconds_count", symbol="recorder",
-                 rule=rule) == ROWS
+                 rule=rule) == ROWS // 8
     assert health(metered)[0] == 200
     shown = metered.status_cli()
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -159,6 +175,8 @@ def test_unhealthy_symbols_are_seen(metered: Metered) -> None:
     assert "plugin health: UNHEALTHY" in shown.stdout
     assert f"source broken rule={broken}" in shown.stdout
     assert "failed (open() raised RuntimeError: device unplugged)" in shown.stdout
+    check = metered.healthcheck()
+    assert check.returncode == 1 and "plugin testplug is unhealthy" in check.stderr
     for rule in (broken, badopen, slow):
         kuiper.delete(f"/rules/{rule}")
 

@@ -42,7 +42,8 @@ def plug(ipc_dir: str, out_dir: Path, metrics_dir: Path,
                              "EKUIPER_PLUGIN_METRICS_DIR": str(metrics_dir),
                              "EKUIPER_PLUGIN_HEALTH_STUCK_S": "1",
                              "EKUIPER_PLUGIN_HEALTH_BLOCKED_S": "1",
-                             "EKUIPER_PLUGIN_METRICS_INTERVAL_S": "0.5"})
+                             "EKUIPER_PLUGIN_METRICS_INTERVAL_S": "0.5",
+                             "EKUIPER_PLUGIN_LATENCY_SAMPLE": "1"})
     yield host
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

@@ -114,11 +114,19 @@ def test_open_raised_is_failed() -> None:
 
 
 def test_call_past_the_stuck_limit_is_stuck() -> None:
-    """A call running longer than stuck_s is stuck; just under it is not."""
+    """A call in progress with no activity for longer than stuck_s is stuck; under, not."""
     s = stats(rows=1)
-    s.busy_since_ns = NOW_NS - int(2.5e9)
+    s.in_call = True
+    s.last_activity = NOW - 2.5
     assert evaluate(s, facts(), NOW_NS, NOW, SETTINGS).state == "stuck"
-    s.busy_since_ns = NOW_NS - int(1.5e9)
+    s.last_activity = NOW - 1.5
+    assert evaluate(s, facts(), NOW_NS, NOW, SETTINGS).state == "running"
+
+
+def test_quiet_without_a_call_is_not_stuck() -> None:
+    """A sink with nothing to do for long is idle, not stuck."""
+    s = stats(rows=1)
+    s.last_activity = NOW - 100
     assert evaluate(s, facts(), NOW_NS, NOW, SETTINGS).state == "running"
 
 
@@ -160,9 +168,9 @@ def test_stopping_symbol_without_thread_is_not_lost() -> None:
 def test_function_not_heard_from_is_lost() -> None:
     """A function whose loop has not heard from eKuiper for keepalive + blocked_s is lost."""
     s = stats("function", rows=1)
-    s.idle_since_ns = NOW_NS - int(9e9)
+    s.last_activity = NOW - 9
     assert evaluate(s, facts("function", hears=5.0), NOW_NS, NOW, SETTINGS).state == "lost"
-    s.idle_since_ns = NOW_NS - int(7e9)
+    s.last_activity = NOW - 7
     assert evaluate(s, facts("function", hears=5.0), NOW_NS, NOW, SETTINGS).state == "running"
 
 
@@ -255,7 +263,21 @@ def test_good_thresholds_are_taken() -> None:
     """Thresholds and the textfile interval come from their variables."""
     settings = settings_from_env({_metrics.DIR_ENV: "/m", _metrics.STUCK_ENV: "2",
                                   _metrics.BLOCKED_ENV: "3.5", _metrics.INTERVAL_ENV: "1"})
-    assert settings == MetricsSettings("/m", 2.0, 3.5, 1.0, ())
+    assert settings == MetricsSettings("/m", 2.0, 3.5, 1.0, (), 8)
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "x", "1.5", "99999999"])
+def test_bad_latency_sample_falls_back_and_says_so(bad: str) -> None:
+    """A latency sample that is not a whole number from 1 keeps 8 and is reported."""
+    settings = settings_from_env({_metrics.DIR_ENV: "/m", _metrics.LATENCY_EVERY_ENV: bad})
+    assert settings is not None and settings.latency_every == 8
+    assert "must be a whole number from 1" in settings.problems[0]
+
+
+def test_latency_sample_is_taken() -> None:
+    """EKUIPER_PLUGIN_LATENCY_SAMPLE=1 times every call."""
+    settings = settings_from_env({_metrics.DIR_ENV: "/m", _metrics.LATENCY_EVERY_ENV: "1"})
+    assert settings is not None and settings.latency_every == 1
 
 
 def test_lifecycle_and_cli_name_the_same_variable() -> None:

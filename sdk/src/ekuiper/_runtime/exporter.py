@@ -32,6 +32,7 @@ from typing import Any
 
 from ekuiper import _metrics
 from ekuiper._metrics import Health, MetricsSettings, SymbolFacts, SymbolStats
+from ekuiper._runtime import instrument
 from ekuiper._runtime.function import KEEPALIVE_MS
 from ekuiper._runtime.instrument import function_rules
 from ekuiper._runtime.plugin import PluginRuntime
@@ -85,6 +86,7 @@ class MetricsExporter:
         if not directory.is_dir():
             raise MetricsError(f"{_metrics.DIR_ENV}={directory} is not a directory")
         self._listener = self._bind()
+        self._write_textfile()  # there from the start, for node_exporter and tests alike
         self._thread = threading.Thread(target=self._serve, name="ekuiper-metrics",
                                         daemon=True)
         self._thread.start()
@@ -167,7 +169,7 @@ class MetricsExporter:
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ)
         next_tick = 0.0
-        next_write = 0.0
+        next_write = time.monotonic() + self.settings.interval_s
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -261,7 +263,7 @@ class MetricsExporter:
             # rule="" holds requests naming no rule (validate); shown once it has any, or
             # while no rule has called yet, so every started function is listed.
             shown = [s for key, s in list(rules.items())
-                     if key or len(rules) == 1 or s.activity()]
+                     if key or len(rules) == 1 or s.calls]
             out.extend((s, health) for s in shown)
         return out
 
@@ -319,5 +321,6 @@ def start_exporter(runtime: PluginRuntime, logger: logging.Logger) -> MetricsExp
     except MetricsError as exc:
         logger.error("metrics off: %s", exc)
         return None
+    instrument.latency_every = settings.latency_every
     runtime.metrics_on = True
     return exporter

@@ -29,11 +29,14 @@ from ekuiper._protocol import Meta
 from ekuiper._runtime.base import SymbolRuntime
 from ekuiper._transport import Channel, ChannelTimeout
 
-__all__ = ["MAX_RULES", "function_rules", "instrument", "labels_for"]
+__all__ = ["MAX_RULES", "function_rules", "instrument", "labels_for", "latency_every"]
 
 # A function keeps per-rule counters for at most this many rules; beyond, they count
 # under rule="" (eKuiper drops per-rule contexts the same way, see function.MAX_CONTEXTS).
 MAX_RULES = 1024
+# Time one call in this many (MetricsSettings.latency_every; the exporter sets it before
+# any symbol starts).
+latency_every = 8
 _OK_REPLY = b'{"state":true'
 _ROW_START = ord("{")
 
@@ -120,7 +123,7 @@ class _HeardFunction:
         try:
             return self._channel.recv()
         except ChannelTimeout:
-            self._stats.idle_since_ns = perf_counter_ns()
+            self._stats.heard += 1
             raise
 
     def close(self) -> None:
@@ -143,18 +146,22 @@ def instrument(runtime: Any) -> None:
 def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
     deliver: Callable[[bytes, str | None], None] = runtime._deliver
     failed: Callable[[Exception, str], None] = runtime._failed
+    every = latency_every
 
     def timed_deliver(raw: bytes, open_error: str | None) -> None:
-        # Counted on arrival: the ack (sent inside deliver) never overtakes the count.
-        stats.calls += 1
+        # Counted on arrival: the ack (sent inside deliver) never overtakes the count. A
+        # message is one collect() call: rows_total is a sink's calls (no second count).
+        # deliver never raises (a sink loop that did would end: health says "lost").
         stats.rows += 1
         stats.bytes += len(raw)
-        start = stats.busy_since_ns = perf_counter_ns()
-        try:
+        stats.in_call = True
+        if stats.rows % every:
             deliver(raw, open_error)
-        finally:
+        else:
+            start = perf_counter_ns()
+            deliver(raw, open_error)
             stats.observe(perf_counter_ns() - start)
-            stats.busy_since_ns = 0
+        stats.in_call = False
 
     def counted_failed(exc: Exception, text: str) -> None:
         stats.fail(text, time.time())
@@ -181,15 +188,26 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
     context_for: Callable[[Meta, int], Any] = runtime.context_for
     forget_rule: Callable[[str], None] = runtime.forget_rule
 
+    every = latency_every
+    served = 0
+
     def timed_handle(raw: bytes) -> bytes:
+        nonlocal served
         runtime.stats = base
-        start = base.busy_since_ns = perf_counter_ns()
-        reply = handle(raw)
-        elapsed = perf_counter_ns() - start
-        base.busy_since_ns = 0
-        base.idle_since_ns = start + elapsed
+        base.heard += 1
+        base.in_call = True
+        served += 1
+        if served % every:
+            reply = handle(raw)
+            elapsed = -1
+        else:
+            start = perf_counter_ns()
+            reply = handle(raw)
+            elapsed = perf_counter_ns() - start
+        base.in_call = False
         stats: SymbolStats = runtime.stats
-        stats.observe(elapsed)
+        if elapsed >= 0:
+            stats.observe(elapsed)
         stats.calls += 1
         stats.bytes += len(raw)
         if reply.startswith(_OK_REPLY):
@@ -214,7 +232,6 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
             rules.pop(rule_id, None)
         forget_rule(rule_id)
 
-    base.idle_since_ns = perf_counter_ns()
     runtime.channel = _HeardFunction(runtime.channel, base)
     runtime.handle = timed_handle
     runtime.context_for = rule_context
