@@ -153,7 +153,7 @@ def _run_path(name: str, metrics: bool, calls: int) -> None:
         fn()
 
 
-def instructions(calls: int = 20_000) -> dict[str, Any] | None:
+def instructions(calls: int = 2_000) -> dict[str, Any] | None:
     """Instructions per row of each path, metrics off and on, under callgrind.
 
     Instruction counts do not move with the machine's load, as CPU time does. Each count
@@ -234,15 +234,16 @@ def kuiperd(dist: Path, reps: int, warmup: float, window: float,
 
 
 def measure(dist: Path, reps: int = 3, warmup: float = 2.0, window: float = 5.0,
-            gate: QuietGate | None = None) -> dict[str, Any]:
+            gate: QuietGate | None = None, callgrind: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {"target_ratio": TARGET_RATIO}
     log("metrics cost: in-process row paths, metrics off vs on")
     results["inprocess"] = inprocess()
     for name, figures in results["inprocess"].items():
         log(f"  {name}: +{figures['added_ns']:.0f} ns/row ({figures['off_ns']:.0f} -> "
             f"{figures['on_ns']:.0f} ns)")
-    log("metrics cost: instructions per row under callgrind")
-    results["instructions"] = instructions()
+    if callgrind:
+        log("metrics cost: instructions per row under callgrind")
+        results["instructions"] = instructions()
     log("metrics cost: kuiperd source and function cases, metrics off vs on")
     results["kuiperd"] = kuiperd(dist, reps, warmup, window, gate)
     return results
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.metrics_cost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3, help="off/on pairs per case")
-    parser.add_argument("--quick", action="store_true", help="1 pair, 1 s warm-up, 3 s window")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 pair, 1 s warm-up, 3 s window, no callgrind")
     parser.add_argument("--inprocess-only", action="store_true", help="skip the kuiperd part")
     args = parser.parse_args(argv)
     from tests.e2e.kuiper import DEFAULT_VERSION, kuiperd_dist
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "instructions": instructions()}
     else:
         reps, warmup, window = (1, 1.0, 3.0) if args.quick else (args.reps, 2.0, 5.0)
-        results = measure(kuiperd_dist(DEFAULT_VERSION), reps, warmup, window)
+        results = measure(kuiperd_dist(DEFAULT_VERSION), reps, warmup, window,
+                          callgrind=not args.quick)
     results.update(date=dt.date.today().isoformat(), duration_s=time.monotonic() - started,
                    loadavg_end=os.getloadavg(), cores=os.cpu_count())
     RESULTS.mkdir(parents=True, exist_ok=True)
