@@ -2,9 +2,9 @@
 
 Two measurements, each a ratio of metrics on to metrics off taken in the same run:
 
-- ``kuiperd``: the ``source`` and ``function`` rate cases (bench/kuiperbench.py) on a
-  fresh kuiperd each, metrics off and on alternating (off, on, on, off, ...): the plugin
-  process's CPU per row (``plugin_us_per_item``) and the rate. Under load the pairs
+- ``kuiperd``: the ``source``, ``function`` and ``sink_single_noack`` rate cases
+  (bench/kuiperbench.py) on a fresh kuiperd each, metrics off and on alternating (off,
+  on, on, off, ...): the plugin process's CPU per row (``plugin_us_per_item``) and the rate. Under load the pairs
   scatter; the paired ratios' median is the figure.
 - ``instructions``: the same paths under callgrind (when valgrind is installed):
   instructions per row, which the machine's load does not move.
@@ -43,7 +43,7 @@ from bench.env import BENCH, REPO, WORK, Sdk, lay_out_plugin, log
 from bench.kuiperbench import BenchKuiperd, QuietGate
 
 METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
-CASES = ("source", "function")
+CASES = ("source", "function", "sink_single_noack")
 RESULTS = BENCH / "results"
 TARGET_RATIO = 1.05
 
@@ -244,7 +244,7 @@ def measure(dist: Path, reps: int = 3, warmup: float = 2.0, window: float = 5.0,
     if callgrind:
         log("metrics cost: instructions per row under callgrind")
         results["instructions"] = instructions()
-    log("metrics cost: kuiperd source and function cases, metrics off vs on")
+    log("metrics cost: kuiperd source, function and sink cases, metrics off vs on")
     results["kuiperd"] = kuiperd(dist, reps, warmup, window, gate)
     return results
 

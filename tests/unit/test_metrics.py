@@ -285,3 +285,19 @@ def test_lifecycle_and_cli_name_the_same_variable() -> None:
     from ekuiper._cli import commands
     from ekuiper._runtime import lifecycle
     assert lifecycle.METRICS_DIR_ENV == commands.METRICS_DIR_ENV == _metrics.DIR_ENV
+
+
+@given(st.dictionaries(st.sampled_from([_metrics.DIR_ENV, _metrics.STUCK_ENV,
+                                        _metrics.BLOCKED_ENV, _metrics.INTERVAL_ENV,
+                                        _metrics.LATENCY_EVERY_ENV]),
+                       st.text(max_size=12)))
+def test_any_environment_gives_settings_or_a_clear_refusal(env: dict[str, str]) -> None:
+    """Whatever the variables hold: settings with positive values, None, or a ValueError."""
+    try:
+        settings = settings_from_env(env)
+    except ValueError as exc:
+        assert "must be an absolute path" in str(exc)
+        return
+    if settings is not None:
+        assert settings.stuck_s > 0 and settings.blocked_s > 0 and settings.interval_s > 0
+        assert settings.latency_every >= 1

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from ekuiper import PluginConfig
@@ -186,3 +188,14 @@ def test_plugin_without_metrics_imports_none_of_them() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@given(st.binary(max_size=300))
+def test_any_request_line_gets_an_http_answer(line: bytes) -> None:
+    """Whatever a client sends as its request line, the answer is a whole HTTP reply."""
+    reply = _FUZZED.respond(line)
+    assert reply.startswith(b"HTTP/1.1 ") and b"\r\n\r\n" in reply
+
+
+_FUZZED = MetricsExporter(PluginRuntime(PluginConfig("p"), MemoryTransport()),
+                          MetricsSettings("/nonexistent"), LOG)
