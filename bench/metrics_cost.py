@@ -4,8 +4,8 @@ Two measurements, each a ratio of metrics on to metrics off taken in the same ru
 
 - ``kuiperd``: the ``source``, ``function`` and ``sink_single_noack`` rate cases
   (bench/kuiperbench.py) on a fresh kuiperd each, metrics off and on alternating (off,
-  on, on, off, ...): the plugin process's CPU per row (``plugin_us_per_item``) and the rate. Under load the pairs
-  scatter; the paired ratios' median is the figure.
+  on, on, off, ...): the plugin process's CPU per row (``plugin_us_per_item``) and the
+  rate. Under load the pairs scatter; the paired ratios' median is the figure.
 - ``instructions``: the same paths under callgrind (when valgrind is installed):
   instructions per row, which the machine's load does not move.
 - ``inprocess``: the three row paths in one process, no sockets (a channel that drops
