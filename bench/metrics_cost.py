@@ -191,13 +191,14 @@ def instructions(calls: int = 2_000) -> dict[str, Any] | None:
 # -- kuiperd ------------------------------------------------------------------------------
 
 def kuiperd(dist: Path, reps: int, warmup: float, window: float,
-            gate: QuietGate | None = None) -> dict[str, Any]:
+            gate: QuietGate | None = None,
+            cases: tuple[str, ...] = CASES) -> dict[str, Any]:
     """Plugin CPU per row and rate of each case, metrics off/on on fresh kuiperds."""
     sdk = Sdk("py", "this SDK", "benchpy", Path(sys.executable))
     folder = lay_out_plugin(sdk, WORK / "metrics-plugins")
     gate = gate or QuietGate()
     out: dict[str, Any] = {}
-    for case in CASES:
+    for case in cases:
         pairs: list[dict[str, Any]] = []
         for rep in range(reps):
             pair: dict[str, Any] = {}
@@ -234,7 +235,8 @@ def kuiperd(dist: Path, reps: int, warmup: float, window: float,
 
 
 def measure(dist: Path, reps: int = 3, warmup: float = 2.0, window: float = 5.0,
-            gate: QuietGate | None = None, callgrind: bool = True) -> dict[str, Any]:
+            gate: QuietGate | None = None, callgrind: bool = True,
+            cases: tuple[str, ...] = CASES) -> dict[str, Any]:
     results: dict[str, Any] = {"target_ratio": TARGET_RATIO}
     log("metrics cost: in-process row paths, metrics off vs on")
     results["inprocess"] = inprocess()
@@ -245,16 +247,18 @@ def measure(dist: Path, reps: int = 3, warmup: float = 2.0, window: float = 5.0,
         log("metrics cost: instructions per row under callgrind")
         results["instructions"] = instructions()
     log("metrics cost: kuiperd source, function and sink cases, metrics off vs on")
-    results["kuiperd"] = kuiperd(dist, reps, warmup, window, gate)
+    results["kuiperd"] = kuiperd(dist, reps, warmup, window, gate, cases)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.metrics_cost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=3, help="off/on pairs per case")
+    parser.add_argument("--reps", type=int, help="off/on pairs per case (default 3; 1 quick)")
     parser.add_argument("--quick", action="store_true",
                         help="1 pair, 1 s warm-up, 3 s window, no callgrind")
+    parser.add_argument("--case", action="append", choices=CASES,
+                        help="only this kuiperd case (repeatable)")
     parser.add_argument("--inprocess-only", action="store_true", help="skip the kuiperd part")
     args = parser.parse_args(argv)
     from tests.e2e.kuiper import DEFAULT_VERSION, kuiperd_dist
@@ -264,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {"target_ratio": TARGET_RATIO, "inprocess": inprocess(),
                                    "instructions": instructions()}
     else:
-        reps, warmup, window = (1, 1.0, 3.0) if args.quick else (args.reps, 2.0, 5.0)
+        warmup, window = (1.0, 3.0) if args.quick else (2.0, 5.0)
+        reps = args.reps or (1 if args.quick else 3)
         results = measure(kuiperd_dist(DEFAULT_VERSION), reps, warmup, window,
-                          callgrind=not args.quick)
+                          callgrind=not args.quick, cases=tuple(args.case or CASES))
     results.update(date=dt.date.today().isoformat(), duration_s=time.monotonic() - started,
                    loadavg_end=os.getloadavg(), cores=os.cpu_count())
     RESULTS.mkdir(parents=True, exist_ok=True)
