@@ -290,7 +290,7 @@ def _print_plugin_health(name: str, metrics_dir: str | None) -> bool | None:
         if item.get("detail"):
             line += f" ({item['detail']})"
         line += f", last activity {item.get('last_activity_s_ago')} s ago"
-        if item.get("last_error"):
+        if item.get("last_error") and item["last_error"] != item.get("detail"):
             line += (f"; last error {item.get('last_error_s_ago')} s ago: "
                      f"{item['last_error']}")
         print(line)
