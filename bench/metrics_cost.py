@@ -18,6 +18,7 @@ Two measurements, each a ratio of metrics on to metrics off taken in the same ru
 Target: metrics on adds under 5 % to the plugin's CPU per row (``ratio`` < 1.05).
 
     python -m bench.metrics_cost [--reps N] [--quick]   # writes results/<date>-metrics.json
+    python -m bench.metrics_cost --inprocess-only       # results/<date>-metrics-inprocess.json
 
 ``make bench`` runs it as one of its cases (results["metrics_cost"]).
 """
@@ -153,16 +154,22 @@ def _run_path(name: str, metrics: bool, calls: int) -> None:
         fn()
 
 
-def instructions(calls: int = 2_000) -> dict[str, Any] | None:
+def instructions(calls: int = 5_000) -> dict[str, Any] | None:
     """Instructions per row of each path, metrics off and on, under callgrind.
 
     Instruction counts do not move with the machine's load, as CPU time does. Each count
-    is (run with ``calls`` rows) - (run with none), so start-up is left out. None when
+    is (run with ``calls`` rows) - (run with none), so start-up is left out (hash seed fixed,
+everything byte-compiled first, so both runs start alike). None when
     valgrind is not installed.
     """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         return None
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0"}
+    # Byte-compile first: a run that writes .pyc files would count the compiler too.
+    subprocess.run([sys.executable, "-c",
+                    "import bench.metrics_cost as m; m._paths(True)"],
+                   cwd=REPO, env=env, check=True)
     out: dict[str, Any] = {}
     for name in ("source", "sink", "function"):
         per_row = {}
@@ -175,7 +182,7 @@ def instructions(calls: int = 2_000) -> dict[str, Any] | None:
                     done = subprocess.run(
                         [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
                          sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                        text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                        text=True, env=env)
                     if done.returncode != 0:
                         raise RuntimeError(f"callgrind failed: {done.stderr[-2000:]}")
                     summary = [line for line in Path(f"{tmp}/cg.out").read_text().splitlines()
@@ -275,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     results.update(date=dt.date.today().isoformat(), duration_s=time.monotonic() - started,
                    loadavg_end=os.getloadavg(), cores=os.cpu_count())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{results['date']}-metrics.json"
+    out = RESULTS / (f"{results['date']}-metrics"
+                     f"{'-inprocess' if args.inprocess_only else ''}.json")
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k not in ("kuiperd",)}
                      | {"kuiperd": {c: {k: v for k, v in f.items() if k != "pairs"}
