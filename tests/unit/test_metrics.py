@@ -301,3 +301,22 @@ def test_any_environment_gives_settings_or_a_clear_refusal(env: dict[str, str]) 
     if settings is not None:
         assert settings.stuck_s > 0 and settings.blocked_s > 0 and settings.interval_s > 0
         assert settings.latency_every >= 1
+
+
+def test_merged_expositions_declare_each_family_once() -> None:
+    """Two plugins' scrapes merge into one valid exposition holding both's samples."""
+    a, b = SymbolStats({**LABELS, "plugin": "a"}), SymbolStats({**LABELS, "plugin": "b"})
+    a.rows, b.rows = 1, 2
+    one = render_prometheus("a", [(a, Health("running", ""))], True)
+    two = render_prometheus("b", [(b, Health("running", ""))], False)
+    merged = _metrics.merge_expositions([one, two])
+    assert merged.count("# TYPE ekuiper_plugin_rows_total counter") == 1
+    got = samples(merged)
+    rows = {dict(labels)["plugin"]: value for (name, labels), value in got.items()
+            if name == "ekuiper_plugin_rows_total"}
+    assert rows == {"a": 1, "b": 2}
+
+
+def test_merging_nothing_is_empty() -> None:
+    """No plugin answering: an empty exposition."""
+    assert _metrics.merge_expositions([]) == ""

@@ -35,6 +35,7 @@ __all__ = [
     "SymbolStats",
     "evaluate",
     "health_document",
+    "merge_expositions",
     "render_prometheus",
     "settings_from_env",
 ]
@@ -316,6 +317,32 @@ def health_document(plugin: str, pid: int, entries: Sequence[tuple[SymbolStats, 
 
 def encode_health(document: Mapping[str, Any]) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=False) + "\n").encode()
+
+
+def merge_expositions(texts: Iterable[str]) -> str:
+    """Several plugins' /metrics as one exposition: each family declared once, in order.
+
+    For ``render_prometheus`` output (a ``# HELP`` line opens each family); samples of the
+    same family from every text follow its one HELP/TYPE pair.
+    """
+    order: list[str] = []
+    heads: dict[str, list[str]] = {}
+    samples: dict[str, list[str]] = {}
+    for text in texts:
+        current: str | None = None
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                current = line.split(" ", 3)[2]
+                if current not in heads:
+                    order.append(current)
+                    heads[current] = [line]
+                    samples[current] = []
+            elif line.startswith("# TYPE ") and current is not None:
+                if len(heads[current]) == 1:
+                    heads[current].append(line)
+            elif line and current is not None and not line.startswith("#"):
+                samples[current].append(line)
+    return "".join("\n".join([*heads[name], *samples[name]]) + "\n" for name in order)
 
 
 # -- settings -------------------------------------------------------------------------

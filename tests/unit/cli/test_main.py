@@ -9,7 +9,8 @@ import pytest
 from ekuiper._cli import build_parser, main
 from tests.conftest import PLUGINS
 
-COMMANDS = ["new", "validate", "run", "package", "install", "status", "remove", "list"]
+COMMANDS = ["new", "validate", "run", "package", "install", "status", "remove", "list",
+            "metrics"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

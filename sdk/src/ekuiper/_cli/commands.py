@@ -5,6 +5,7 @@
     ekuiper-plugin run myplug --source S      try a symbol without eKuiper
     ekuiper-plugin package myplug             the zip eKuiper's REST install takes
     ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
+    ekuiper-plugin metrics --listen :9400     every plugin's metrics and health on one port
 
 Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 """
@@ -23,7 +24,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ekuiper import __version__
-from ekuiper._cli.health import HealthUnavailable, plugin_health
+from ekuiper._cli.health import (
+    HealthUnavailable,
+    aggregate_health,
+    aggregate_metrics,
+    plugin_health,
+)
 from ekuiper._cli.install import install_archive, install_url
 from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
@@ -39,6 +45,7 @@ __all__ = [
     "build_parser",
     "cmd_install",
     "cmd_list",
+    "cmd_metrics",
     "cmd_new",
     "cmd_package",
     "cmd_remove",
@@ -319,6 +326,59 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--listen {text!r} must be [HOST]:PORT, e.g. :9400 or 127.0.0.1:9400")
+    return host.strip("[]"), int(port)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import http.server
+
+    if not args.dir:
+        raise CliError(f"give --dir or set {METRICS_DIR_ENV}: the directory the plugins "
+                       "serve their metrics in")
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise CliError(f"{directory} is not a directory (is {METRICS_DIR_ENV} set in "
+                       "kuiperd's environment?)")
+    host, port = _listen_address(args.listen)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                status, body = 200, aggregate_metrics(directory).encode()
+                kind = "text/plain; version=0.0.4; charset=utf-8"
+            elif path == "/health":
+                document = aggregate_health(directory)
+                status = 200 if document["healthy"] else 503
+                body, kind = (json.dumps(document, indent=1) + "\n").encode(), "application/json"
+            else:
+                status, body, kind = 404, b"not found: try /metrics or /health\n", "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    progress(f"serving the metrics and health of every plugin in {directory} on "
+             f"http://{host or '0.0.0.0'}:{server.server_port}/metrics")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -416,6 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the portable plugins of an eKuiper")
     with_server(p)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("metrics", help="serve every plugin's metrics and health on one port",
+                       description="Scrape each plugin's socket in the metrics directory "
+                                   "and serve them together: /metrics (labelled by plugin) "
+                                   "and /health (503 while any plugin is unhealthy).")
+    p.add_argument("--dir", default=os.environ.get(METRICS_DIR_ENV),
+                   help=f"the plugins' metrics directory (default: ${METRICS_DIR_ENV})")
+    p.add_argument("--listen", default="127.0.0.1:9400",
+                   help="[HOST]:PORT to serve on (default 127.0.0.1:9400; :9400 for all)")
+    p.set_defaults(func=cmd_metrics)
     return parser
 
 

@@ -1,6 +1,8 @@
 """Reading a plugin's own health and metrics over its unix socket (see _runtime/exporter).
 
-Used by ``ekuiper-plugin status`` and the image's healthcheck; no thread, one request.
+Used by ``ekuiper-plugin status``, ``ekuiper-plugin metrics`` (which serves every plugin
+of a directory on one TCP port) and the image's healthcheck; each call is one request
+per socket, on the caller's thread.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HealthUnavailable", "fetch", "plugin_health"]
+__all__ = ["HealthUnavailable", "aggregate_health", "aggregate_metrics", "fetch",
+           "plugin_health", "plugin_sockets"]
 
 
 class HealthUnavailable(Exception):
@@ -60,3 +63,34 @@ def plugin_health(directory: Path, plugin: str, timeout: float = 2.0) -> dict[st
     if not isinstance(document, dict):
         raise HealthUnavailable(f"{plugin}'s /health is not a JSON object")
     return document
+
+
+def plugin_sockets(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.sock"))
+
+
+def aggregate_metrics(directory: Path, timeout: float = 2.0) -> str:
+    """Every answering plugin's /metrics in ``directory`` as one exposition."""
+    from ekuiper._metrics import merge_expositions
+
+    texts = []
+    for sock in plugin_sockets(directory):
+        try:
+            status, body = fetch(sock, "/metrics", timeout)
+        except HealthUnavailable:
+            continue  # stale: its plugin is gone
+        if status == 200:
+            texts.append(body.decode("utf-8", "replace"))
+    return merge_expositions(texts)
+
+
+def aggregate_health(directory: Path, timeout: float = 2.0) -> dict[str, Any]:
+    """Every plugin's /health in ``directory``; healthy when each answering one is."""
+    plugins: dict[str, Any] = {}
+    for sock in plugin_sockets(directory):
+        try:
+            plugins[sock.stem] = plugin_health(directory, sock.stem, timeout)
+        except HealthUnavailable as exc:
+            plugins[sock.stem] = {"healthy": None, "unavailable": str(exc)}
+    healthy = all(doc.get("healthy") is not False for doc in plugins.values())
+    return {"healthy": healthy, "plugins": plugins}
