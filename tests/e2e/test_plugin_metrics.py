@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ekuiper._cli.health import fetch
+from ekuiper._cli.health import HealthUnavailable, fetch
 from tests.conftest import REPO, TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.docker_target import DockerKuiperd
@@ -114,7 +114,12 @@ def health(metered: Metered) -> tuple[int, dict[str, Any]]:
 
 
 def state_of(metered: Metered, symbol: str, rule: str) -> str | None:
-    for item in health(metered)[1]["symbols"]:
+    """The symbol's state, or None while the plugin (started on first use) has no socket."""
+    try:
+        document = health(metered)[1]
+    except HealthUnavailable:
+        return None
+    for item in document["symbols"]:
         if item["symbol"] == symbol and item.get("rule") == rule:
             return str(item["state"])
     return None
