@@ -122,14 +122,15 @@ def proc_sample(pid: int) -> ProcSample:
 class BenchKuiperd:
     """A kuiperd with one SDK's bench plugin dropped in, plus the streams every case uses."""
 
-    def __init__(self, sdk: Sdk, home: Path, dist: Path, plugin_dir: Path) -> None:
+    def __init__(self, sdk: Sdk, home: Path, dist: Path, plugin_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.sdk = sdk
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         # One pythonBin per kuiperd: each SDK gets its own kuiperd (Go ignores it).
         python = sdk.python or Path(sys.executable)
         self.k = Kuiperd(DEFAULT_VERSION, home, dist,
-                         env={"KUIPER__PORTABLE__PYTHONBIN": str(python)})
+                         env={"KUIPER__PORTABLE__PYTHONBIN": str(python), **(env or {})})
         self.k.lay_out()
         self.k.drop_in(plugin_dir)
         self.source_stream = f"bsrc_{sdk.tag}"

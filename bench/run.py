@@ -19,6 +19,8 @@ reports it as a ratio to the baselines measured in the same run:
    running, all three at once for 30 s;
 6. an emit microbench without kuiperd (bench/micro.py), this SDK (both transports), the
    official SDK, and raw sends of a pre-encoded frame (the floors: pynng, plain socket);
+7. scaling (bench/scaling.py) and 8. the cost of per-symbol metrics, on vs off
+   (bench/metrics_cost.py);
 
 then profiles this SDK's plugin process with py-spy under the source, sink and function
 loads. Each rate is a fixed window (5 s) after a warm-up (2 s), repeated 3 times with the
@@ -51,7 +53,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from bench import coldstart, profiling, report, scaling
+from bench import coldstart, metrics_cost, profiling, report, scaling
 from bench.env import (
     BENCH,
     OFFICIAL_PACKAGE,
@@ -414,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     # -- scaling: 1, 10, 50 rules at once through one plugin (bench/scaling.py) -------------
     results["scaling"] = run.attempt("scaling", partial(
         scaling.measure, [ours, official], dist, gate, run.errors, quick=args.quick))
+    # -- metrics cost: this SDK with EKUIPER_PLUGIN_METRICS_DIR set vs unset -------------
+    results["metrics_cost"] = run.attempt("metrics cost", partial(
+        metrics_cost.measure, dist, reps=1 if args.quick else args.reps,
+        warmup=args.warmup, window=args.window, gate=gate))
     results["quiet_gate_budget_left_s"] = gate.budget
 
     # -- results ----------------------------------------------------------------------------

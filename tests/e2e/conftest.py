@@ -181,9 +181,11 @@ def docker_stack(request: pytest.FixtureRequest,
         pytest.fail(f"make image failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
     port = free_port()
     saved = {k: os.environ.get(k) for k in
-             ("EKUIPER_REST_PORT", "EKUIPER_PLUGINS_DIR", "SLIM_PYTHON_IMAGE")}
+             ("EKUIPER_REST_PORT", "EKUIPER_PLUGINS_DIR", "SLIM_PYTHON_IMAGE",
+              "EKUIPER_PLUGIN_HEALTH_STUCK_S")}
+    # A short stuck limit lets test_plugin_metrics see a slow sink stuck (health only).
     os.environ.update(EKUIPER_REST_PORT=str(port), EKUIPER_PLUGINS_DIR=str(plugins),
-                      SLIM_PYTHON_IMAGE=image)
+                      SLIM_PYTHON_IMAGE=image, EKUIPER_PLUGIN_HEALTH_STUCK_S="2")
     project = request.getfixturevalue("docker_compose_project_name")
     # At the very end of the session, after pytest-docker's `compose down`: remove the
     # per-session tag only (its layers stay cached for the next build).

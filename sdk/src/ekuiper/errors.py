@@ -20,7 +20,9 @@ can catch them all with one clause::
     ├── ChannelConnectError       a channel to eKuiper could not be opened (also a
     │                             ConnectionError)
     ├── StateError                ctx.get/put/delete_state: the state file cannot be used
-    └── PluginProcessError        ekuiper.testing.PluginHost: the plugin process failed
+    ├── PluginProcessError        ekuiper.testing.PluginHost: the plugin process failed
+    └── MetricsError              metrics/health export cannot start (the plugin runs on
+                                  without it; EKUIPER_PLUGIN_METRICS_DIR)
 
 Messages say what went wrong and what to do about it; the runtime forwards them to
 eKuiper verbatim, where they surface as the rule's or plugin's error text.
@@ -36,6 +38,7 @@ __all__ = [
     "ConfigError",
     "EkuiperError",
     "FrameTooLargeError",
+    "MetricsError",
     "PluginProcessError",
     "PluginConfigError",
     "PolicyError",
@@ -136,4 +139,11 @@ class PluginProcessError(EkuiperError):
     """A plugin run by ``ekuiper.testing.PluginHost`` refused a command or failed.
 
     The message holds eKuiper-side error text and the end of the plugin's own output.
+    """
+
+
+class MetricsError(EkuiperError):
+    """The metrics and health endpoint cannot be served (a bad directory or socket path).
+
+    Logged, never raised into eKuiper: the plugin serves its rules without metrics.
     """

@@ -215,6 +215,14 @@ class NullFails(Function):
         return int(args[0]) * 10
 
 
+class Sleepy(Function):
+    """Sleeps args[0] seconds, then returns it (a request that runs too long)."""
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        time.sleep(float(args[0]))
+        return args[0]
+
+
 class NotJson(Function):
     def exec(self, args: List[Any], ctx: Context) -> Any:
         return object()
@@ -231,5 +239,6 @@ if __name__ == "__main__":
          "badfactory": broken_factory, "hangs": HangsOnClose,
          "threaded": Threaded},
         {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink, "flaky": Flaky},
-        {"upper": Upper, "fails": Fails, "notjson": NotJson, "nullfails": NullFails},
+        {"upper": Upper, "fails": Fails, "notjson": NotJson, "nullfails": NullFails,
+         "sleepy": Sleepy},
     ))

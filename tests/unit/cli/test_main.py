@@ -10,7 +10,7 @@ from ekuiper._cli import build_parser, main
 from tests.conftest import PLUGINS
 
 COMMANDS = ["new", "validate", "run", "package", "install", "status", "remove", "list",
-            "metadata", "state", "dev"]
+            "metadata", "state", "dev", "metrics"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

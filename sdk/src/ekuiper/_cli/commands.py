@@ -7,6 +7,7 @@
     ekuiper-plugin install myplug --server URL, status NAME, remove NAME, list
     ekuiper-plugin state myplug               what the plugin keeps with ctx.put_state
     ekuiper-plugin dev myplug --server URL    install, then reinstall on every change
+    ekuiper-plugin metrics --listen :9400     every plugin's metrics and health on one port
 
 Exit codes: 0 success, 1 the plugin or the server said no, 2 bad usage.
 """
@@ -25,6 +26,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ekuiper import __version__
+from ekuiper._cli.health import (
+    HealthUnavailable,
+    aggregate_health,
+    aggregate_metrics,
+    plugin_health,
+)
 from ekuiper._cli.install import install_archive, install_url
 from ekuiper._cli.package import PackageError, package_plugin
 from ekuiper._cli.rest import RestError, Server, segment
@@ -47,6 +54,7 @@ __all__ = [
     "build_parser",
     "cmd_install",
     "cmd_list",
+    "cmd_metrics",
     "cmd_new",
     "cmd_package",
     "cmd_remove",
@@ -59,6 +67,8 @@ __all__ = [
 ]
 
 DEFAULT_SERVER = "http://127.0.0.1:9081"
+# The plugins' metrics directory (_metrics.DIR_ENV; the CLI does not import the runtime).
+METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
 
 
 class CliError(Exception):
@@ -307,7 +317,37 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  rules: {', '.join(f'{r} ({n})' for r, n in sorted(refs.items())) or '-'}")
         if status.get("errMsg"):
             print(f"  error: {status['errMsg']}")
-    return 0 if state in ("running", "installed") else 1
+    healthy = _print_plugin_health(args.name, args.metrics_dir)
+    return 0 if state in ("running", "installed") and healthy is not False else 1
+
+
+def _print_plugin_health(name: str, metrics_dir: str | None) -> bool | None:
+    """The plugin's own view beside eKuiper's: its /health, if its socket answers."""
+    if not metrics_dir:
+        print(f"  plugin health: not enabled (set {METRICS_DIR_ENV} in kuiperd's "
+              "environment, then give the same directory with --metrics-dir or the variable)")
+        return None
+    try:
+        document = plugin_health(Path(metrics_dir), name)
+    except HealthUnavailable as exc:
+        print(f"  plugin health: unavailable: {exc}")
+        return None
+    verdict = "healthy" if document.get("healthy") else "UNHEALTHY"
+    print(f"  plugin health: {verdict}, pid {document.get('pid')}, control channel "
+          f"{document.get('control')}")
+    for item in document.get("symbols") or []:
+        where = " ".join(f"{key}={item[key]}" for key in ("rule", "op", "instance")
+                         if item.get(key) not in (None, ""))
+        line = f"    {item.get('kind')} {item.get('symbol')} {where}".rstrip()
+        line += f": {item.get('state')}"
+        if item.get("detail"):
+            line += f" ({item['detail']})"
+        line += f", last activity {item.get('last_activity_s_ago')} s ago"
+        if item.get("last_error") and item["last_error"] != item.get("detail"):
+            line += (f"; last error {item.get('last_error_s_ago')} s ago: "
+                     f"{item['last_error']}")
+        print(line)
+    return bool(document.get("healthy"))
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -370,6 +410,59 @@ def cmd_state(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         store.close()
+    return 0
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--listen {text!r} must be [HOST]:PORT, e.g. :9400 or 127.0.0.1:9400")
+    return host.strip("[]"), int(port)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import http.server
+
+    if not args.dir:
+        raise CliError(f"give --dir or set {METRICS_DIR_ENV}: the directory the plugins "
+                       "serve their metrics in")
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise CliError(f"{directory} is not a directory (is {METRICS_DIR_ENV} set in "
+                       "kuiperd's environment?)")
+    host, port = _listen_address(args.listen)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                status, body = 200, aggregate_metrics(directory).encode()
+                kind = "text/plain; version=0.0.4; charset=utf-8"
+            elif path == "/health":
+                document = aggregate_health(directory)
+                status = 200 if document["healthy"] else 503
+                body, kind = (json.dumps(document, indent=1) + "\n").encode(), "application/json"
+            else:
+                status, body, kind = 404, b"not found: try /metrics or /health\n", "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    progress(f"serving the metrics and health of every plugin in {directory} on "
+             f"http://{host or '0.0.0.0'}:{server.server_port}/metrics")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -475,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command, help=helptext)
         p.add_argument("name", help="plugin name")
         with_server(p)
+        if command == "status":
+            p.add_argument("--metrics-dir", default=os.environ.get(METRICS_DIR_ENV),
+                           help="the plugins' metrics directory, to show the plugin's own "
+                                f"health too (default: ${METRICS_DIR_ENV})")
         p.set_defaults(func=func)
 
     p = sub.add_parser("list", help="list the portable plugins of an eKuiper")
@@ -498,6 +595,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_server(p)
     p.set_defaults(func=cmd_state)
     dev.add_dev_command(sub, with_server, with_python, with_hidden)
+
+    p = sub.add_parser("metrics", help="serve every plugin's metrics and health on one port",
+                       description="Scrape each plugin's socket in the metrics directory "
+                                   "and serve them together: /metrics (labelled by plugin) "
+                                   "and /health (503 while any plugin is unhealthy).")
+    p.add_argument("--dir", default=os.environ.get(METRICS_DIR_ENV),
+                   help=f"the plugins' metrics directory (default: ${METRICS_DIR_ENV})")
+    p.add_argument("--listen", default="127.0.0.1:9400",
+                   help="[HOST]:PORT to serve on (default 127.0.0.1:9400; :9400 for all)")
+    p.set_defaults(func=cmd_metrics)
     return parser
 
 

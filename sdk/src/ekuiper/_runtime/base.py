@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ekuiper._protocol import Control
 
 if TYPE_CHECKING:
+    from ekuiper._metrics import SymbolStats
     from ekuiper._transport import Transport
 
 __all__ = [
@@ -101,7 +103,13 @@ class SymbolRuntime:
     ``start`` runs on the control thread and raises when the symbol cannot run, so the
     error reaches eKuiper as the start command's reply. ``stop`` may be called from any
     thread, any number of times; the symbol's ``close`` runs exactly once.
+
+    ``stats`` is None unless metrics are on (PluginRuntime sets it before ``start``);
+    the counting points go in at ``start`` (``_instrument``), so with metrics off a row
+    runs no extra code. Error paths may count with ``if self.stats is not None: ...``.
     """
+
+    stats: SymbolStats | None = None
 
     def __init__(self, control: Control, logger: logging.Logger) -> None:
         self.control = control
@@ -137,6 +145,18 @@ class SymbolRuntime:
 
     def _shutdown(self) -> None:
         raise NotImplementedError
+
+    def _instrument(self) -> None:
+        """Install the metrics counting points (start, before the thread is spawned)."""
+        if self.stats is not None:
+            from ekuiper._runtime.instrument import instrument
+            instrument(self)
+
+    def _failed_open(self, text: str) -> None:
+        """open() raised: the symbol's health says so from now on."""
+        if self.stats is not None:
+            self.stats.open_failed = True
+            self.stats.fail(text, time.time())
 
     def _spawn(self, target: Callable[[], None]) -> None:
         self.thread = threading.Thread(target=target, name=self.control.label, daemon=True)

@@ -92,6 +92,7 @@ class FunctionRuntime(SymbolRuntime):
 
     def start(self) -> None:
         self.channel = self.transport.function(self.control.symbol_name, KEEPALIVE_MS)
+        self._instrument()
         self._spawn(self._run)
 
     def _run(self) -> None:
@@ -166,6 +167,8 @@ class FunctionRuntime(SymbolRuntime):
         except Exception as exc:  # exec's exceptions and results JSON cannot carry
             self.last_failure = exc
             self.errors_replaced += 1
+            if self.stats is not None:
+                self.stats.replaced += 1
             self._failures.report(_USER_METHOD["Exec"], exc, logging.WARNING,
                                   self._replaced_outcome)
             return self._replacement

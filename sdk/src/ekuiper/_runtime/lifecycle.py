@@ -1,7 +1,8 @@
 """The plugin process: signals, parent death, orderly shutdown.
 
 Threads: the main thread only waits (in short, interruptible waits, so Python can run
-signal handlers there); the control loop runs on a daemon thread. Shutdown happens on
+signal handlers there); the control loop runs on a daemon thread, and with metrics on
+(METRICS_DIR_ENV) the exporter on another (see _runtime/exporter.py). Shutdown happens on
 the main thread when SIGTERM/SIGINT arrives, when the parent process (eKuiper) is gone,
 or when the control loop ends.
 """
@@ -32,6 +33,9 @@ DESCRIBE_ENV = "EKUIPER_PLUGIN_DESCRIBE"
 DESCRIBE_MARK = "EKUIPER_PLUGIN_CONFIG "
 # Set to PORT or HOST:PORT: wait for a debugger first (ekuiper._runtime.debug).
 DEBUG_ENV = "EKUIPER_PLUGIN_DEBUG"
+# _metrics.DIR_ENV, spelled out so a plugin without metrics imports nothing of them.
+METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
+
 
 
 def _typed_classes(config: PluginConfig) -> list[tuple[str, str, type]]:
@@ -83,6 +87,10 @@ def run(config: PluginConfig, transport: Transport | None = None,
     args = _protocol.parse_plugin_args(sys.argv[1:] if argv is None else argv)
     runtime = PluginRuntime(config, transport or transport_from_env(), args.send_timeout_ms,
                             logger)
+    exporter = None
+    if os.environ.get(METRICS_DIR_ENV, "").strip():
+        from ekuiper._runtime.exporter import start_exporter
+        exporter = start_exporter(runtime, logger)
 
     done = threading.Event()
     outcome = {"code": 0}
@@ -115,6 +123,8 @@ def run(config: PluginConfig, transport: Transport | None = None,
         state = sys.modules.get("ekuiper._state")
         if state is not None:
             state.close_default()
+        if exporter is not None:
+            exporter.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("plugin %r stopped", config.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from typing import Any
 
 from ekuiper import _logging, _protocol
@@ -49,6 +50,10 @@ class PluginRuntime:
         self._busy = threading.RLock()
         self._closing = False
         self._control: Channel | None = None
+        # Metrics: on when lifecycle sets it (each runtime built then gets a SymbolStats);
+        # connected is what /health reports as the control channel's state.
+        self.metrics_on = False
+        self.connected = False
 
     # -- control loop -----------------------------------------------------------------
 
@@ -66,6 +71,7 @@ class PluginRuntime:
             self._control = control
         try:
             control.send(_protocol.HANDSHAKE)
+            self.connected = True
             self.logger.info("plugin %r connected to eKuiper", self.config.name)
             while True:
                 raw = control.recv()
@@ -76,6 +82,8 @@ class PluginRuntime:
         except ChannelClosedError:
             if not self._closing:
                 raise
+        finally:
+            self.connected = False
 
     def handle(self, raw: bytes) -> bytes:
         """Answer one control frame with ``ok`` or an error text; never raises."""
@@ -190,8 +198,18 @@ class PluginRuntime:
                    f"{self.config.name}/{control.symbol_name} rule={control.meta.rule_id} "
                    f"op={control.meta.op_id}/{control.meta.instance_id}")
         logger = _logging.symbol_logger(context, control.config.get("logLevel"))
-        return kind.runtime_class().for_plugin(control, symbol, self.config.name,
-                                               self.transport, self.send_timeout_ms, logger)
+        runtime = kind.runtime_class().for_plugin(control, symbol, self.config.name,
+                                                  self.transport, self.send_timeout_ms, logger)
+        if self.metrics_on:
+            from ekuiper._metrics import SymbolStats
+            from ekuiper._runtime.instrument import labels_for
+            runtime.stats = SymbolStats(labels_for(self.config.name, runtime), time.time())
+        return runtime
+
+    def running(self) -> list[SymbolRuntime]:
+        """The symbols running now (any thread; a snapshot)."""
+        with self._lock:
+            return [*self.symbols.values(), *self.functions.values()]
 
     def _stop(self, control: Control) -> None:
         with self._lock:

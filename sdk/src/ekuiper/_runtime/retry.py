@@ -43,6 +43,8 @@ def collect_with_retry(runtime: SinkRuntime, data: Any, policy: ErrorPolicy) -> 
                 delay = policy.delay(retry)
                 retry += 1
                 runtime.retries += 1
+                if runtime.stats is not None:
+                    runtime.stats.retries += 1
                 runtime._failures.report(
                     f"collect() (attempt {retry} of {attempts})", exc, logging.WARNING,
                     f"; retrying in {delay:g} s")
@@ -55,6 +57,8 @@ def collect_with_retry(runtime: SinkRuntime, data: Any, policy: ErrorPolicy) -> 
             runtime.release_acks()
             if retry == policy.retries:
                 runtime.retry_exhausted += 1
+                if runtime.stats is not None:
+                    runtime.stats.retries_exhausted += 1
             runtime._failed(exc, f"{exception_text(exc)} (gave up after {retry + 1} "
                                  f"attempts)")
             return

@@ -114,6 +114,7 @@ class SinkRuntime(SymbolRuntime):
         except Exception:
             self.data.close()
             raise
+        self._instrument()
         self._spawn(self._run)
 
     def _run(self) -> None:
@@ -125,6 +126,7 @@ class SinkRuntime(SymbolRuntime):
             self.first_error = self.first_error or exc
             open_error = (f"open() of sink {self.control.symbol_name!r} raised "
                           f"{exception_text(exc)}")
+            self._failed_open(open_error)
             self.logger.exception("open() raised; every message fails until the rule restarts")
         while True:
             try:

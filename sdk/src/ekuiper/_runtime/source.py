@@ -70,6 +70,7 @@ class SourceRuntime(SymbolRuntime):
         self.source.configure(self.control.datasource, conf)
         self.channel = channel = self.transport.source(self.control.meta, self.send_timeout_ms)
         self.ctx.attach_emitter(channel)
+        self._instrument()
         self._spawn(self._run)
 
     def _run(self) -> None:

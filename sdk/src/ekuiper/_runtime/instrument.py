@@ -1,0 +1,246 @@
+"""Counting points of each runtime, installed only when metrics are on.
+
+Imported only when ``EKUIPER_PLUGIN_METRICS_DIR`` is set: with metrics off, no runtime
+runs a line of this module, and the row paths are the very code they are without it.
+With metrics on, ``instrument`` (called by a runtime's ``start`` on the control thread,
+before the symbol's thread is spawned) wraps the one channel or method each row goes
+through, so the counting happens on the symbol's own thread:
+
+- source: the source channel (rows, bytes; error frames; emit blocked by backpressure);
+- sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
+  ack channel (acks ok/error);
+- function: the channel's receive (an idle timeout shows eKuiper is still there),
+  ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
+  points ``runtime.stats`` at the calling rule's SymbolStats for the request in progress
+  (so an increment in ``handle`` counts for that rule).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from time import perf_counter_ns
+from typing import Any
+
+from ekuiper import _protocol
+from ekuiper._metrics import SymbolStats
+from ekuiper._protocol import Meta
+from ekuiper._runtime.base import SymbolRuntime
+from ekuiper._transport import Channel, ChannelTimeout
+
+__all__ = ["MAX_RULES", "function_rules", "instrument", "labels_for", "latency_every"]
+
+# A function keeps per-rule counters for at most this many rules; beyond, they count
+# under rule="" (eKuiper drops per-rule contexts the same way, see function.MAX_CONTEXTS).
+MAX_RULES = 1024
+# Time one call in this many (MetricsSettings.latency_every; the exporter sets it before
+# any symbol starts).
+latency_every = 8
+_OK_REPLY = b'{"state":true'
+
+
+def labels_for(plugin: str, runtime: SymbolRuntime) -> dict[str, str]:
+    control = runtime.control
+    labels = {"plugin": plugin, "kind": control.noun, "symbol": control.symbol_name}
+    if control.noun == "function":
+        labels["rule"] = ""  # until a request names its rule (see rule_context)
+    else:
+        labels.update(rule=control.meta.rule_id, op=control.meta.op_id,
+                      instance=str(control.meta.instance_id))
+    return labels
+
+
+class _CountingSource:
+    """The source channel, counting what goes through it (under the emit lock)."""
+
+    __slots__ = ("_channel", "_send", "_stats")
+
+    def __init__(self, channel: Channel, stats: SymbolStats) -> None:
+        self._channel = channel
+        self._send = channel.send  # bound once: one attribute lookup less per row
+        self._stats = stats
+
+    def send(self, data: bytes) -> None:
+        stats = self._stats
+        try:
+            self._send(data)
+        except ChannelTimeout:
+            if not stats.blocked_since_ns:
+                stats.blocked_since_ns = perf_counter_ns()
+            raise
+        if stats.blocked_since_ns:
+            stats.blocked_since_ns = 0
+        stats.bytes += len(data)
+        if data[0] == 123:  # "{": a row (an error frame starts with SOURCE_ERROR_PREFIX)
+            stats.rows += 1
+        else:  # an error frame: SOURCE_ERROR_PREFIX + text
+            text = data[len(_protocol.SOURCE_ERROR_PREFIX):].decode("utf-8", "replace")
+            stats.fail(text, time.time())
+
+    def recv(self) -> bytes:
+        return self._channel.recv()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class _CountingAcks:
+    __slots__ = ("_channel", "_stats")
+
+    def __init__(self, channel: Channel, stats: SymbolStats) -> None:
+        self._channel = channel
+        self._stats = stats
+
+    def send(self, data: bytes) -> None:
+        self._channel.send(data)
+        if data == _protocol.ACK_OK:
+            self._stats.acks_ok += 1
+        else:
+            self._stats.acks_error += 1
+
+    def recv(self) -> bytes:
+        return self._channel.recv()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class _HeardFunction:
+    """The function channel, noting each idle receive that timed out (eKuiper is there).
+
+    ``send`` is the channel's own: only the idle path costs anything.
+    """
+
+    __slots__ = ("_channel", "_stats", "send")
+
+    def __init__(self, channel: Channel, stats: SymbolStats) -> None:
+        self._channel = channel
+        self._stats = stats
+        self.send = channel.send
+
+    def recv(self) -> bytes:
+        try:
+            return self._channel.recv()
+        except ChannelTimeout:
+            self._stats.heard += 1
+            raise
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def instrument(runtime: Any) -> None:
+    """Install the counting points of ``runtime`` (whose ``stats`` is set); see above."""
+    stats: SymbolStats = runtime.stats
+    kind = runtime.control.noun
+    if kind == "source":
+        stats.calls += 1  # open() is about to be called
+        runtime.ctx.attach_emitter(_CountingSource(runtime.channel, stats))
+    elif kind == "sink":
+        _instrument_sink(runtime, stats)
+    else:
+        _instrument_function(runtime, stats)
+
+
+def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
+    deliver: Callable[[bytes, str | None], None] = runtime._deliver
+    failed: Callable[[Exception, str], None] = runtime._failed
+    every = latency_every
+
+    def timed_deliver(raw: bytes, open_error: str | None) -> None:
+        # Counted on arrival: the ack (sent inside deliver) never overtakes the count. A
+        # message is one collect() call: rows_total is a sink's calls (no second count).
+        # deliver never raises (a sink loop that did would end: health says "lost").
+        stats.rows += 1
+        stats.bytes += len(raw)
+        stats.in_call = True
+        if stats.rows % every:
+            deliver(raw, open_error)
+        else:
+            start = perf_counter_ns()
+            deliver(raw, open_error)
+            stats.observe(perf_counter_ns() - start)
+        stats.in_call = False
+
+    def counted_failed(exc: Exception, text: str) -> None:
+        stats.fail(text, time.time())
+        failed(exc, text)
+
+    runtime._deliver = timed_deliver
+    runtime._failed = counted_failed
+    if runtime.acks is not None:
+        runtime.acks = _CountingAcks(runtime.acks, stats)
+
+
+def function_rules(runtime: Any) -> dict[str, SymbolStats]:
+    """The per-rule counters of an instrumented function runtime (rule "" included)."""
+    rules: dict[str, SymbolStats] = runtime.metrics_rules
+    return rules
+
+
+def _instrument_function(runtime: Any, base: SymbolStats) -> None:
+    if getattr(runtime, "metrics_rules", None) is not None:
+        return  # a second start of a running function keeps its counters
+    rules: dict[str, SymbolStats] = {"": base}
+    runtime.metrics_rules = rules
+    handle: Callable[[bytes], bytes] = runtime.handle
+    context_for: Callable[[Meta, int], Any] = runtime.context_for
+    forget_rule: Callable[[str], None] = runtime.forget_rule
+
+    every = latency_every
+    served = 0
+
+    def timed_handle(raw: bytes) -> bytes:
+        nonlocal served
+        runtime.stats = base
+        base.heard += 1
+        base.in_call = True
+        served += 1
+        if served % every:
+            reply = handle(raw)
+            elapsed = -1
+        else:
+            start = perf_counter_ns()
+            reply = handle(raw)
+            elapsed = perf_counter_ns() - start
+        base.in_call = False
+        stats: SymbolStats = runtime.stats
+        if elapsed >= 0:
+            stats.observe(elapsed)
+        stats.calls += 1
+        stats.bytes += len(raw)
+        if reply.startswith(_OK_REPLY):
+            stats.rows += 1
+        else:
+            stats.fail(_reply_text(reply), time.time())
+        return reply
+
+    def rule_context(meta: Meta, func_id: int) -> Any:
+        stats = rules.get(meta.rule_id)
+        if stats is None:
+            if len(rules) < MAX_RULES:
+                stats = SymbolStats({**base.labels, "rule": meta.rule_id}, time.time())
+                rules[meta.rule_id] = stats
+            else:
+                stats = base
+        runtime.stats = stats
+        return context_for(meta, func_id)
+
+    def forget(rule_id: str) -> None:
+        if rule_id:
+            rules.pop(rule_id, None)
+        forget_rule(rule_id)
+
+    runtime.channel = _HeardFunction(runtime.channel, base)
+    runtime.handle = timed_handle
+    runtime.context_for = rule_context
+    runtime.forget_rule = forget
+
+
+def _reply_text(reply: bytes) -> str:
+    try:
+        result = json.loads(reply).get("result")
+    except (ValueError, AttributeError):
+        return reply[:200].decode("utf-8", "replace")
+    return str(result)

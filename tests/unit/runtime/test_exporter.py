@@ -1,0 +1,201 @@
+"""The metrics exporter: its socket's lifecycle, its HTTP answers, its textfile."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from ekuiper import PluginConfig
+from ekuiper._cli.health import HealthUnavailable, fetch
+from ekuiper._metrics import MetricsSettings
+from ekuiper._runtime.exporter import MetricsExporter, start_exporter
+from ekuiper._runtime.plugin import PluginRuntime
+from ekuiper.errors import MetricsError
+from ekuiper.testing import MemoryTransport
+
+LOG = logging.getLogger("test-exporter")
+
+
+@pytest.fixture
+def directory() -> Iterator[Path]:
+    # Short: a unix socket path holds at most 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="ekx-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def exporter(directory: Path, interval: float = 5.0) -> MetricsExporter:
+    runtime = PluginRuntime(PluginConfig("p"), MemoryTransport())
+    return MetricsExporter(runtime, MetricsSettings(str(directory), interval_s=interval), LOG)
+
+
+def test_start_serves_a_0660_socket_and_stop_removes_it(directory: Path) -> None:
+    """start binds p.sock (mode 0660) and writes p.prom; stop removes both."""
+    ex = exporter(directory)
+    ex.start()
+    try:
+        mode = os.lstat(directory / "p.sock").st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
+        assert fetch(directory / "p.sock", "/metrics")[0] == 200
+    finally:
+        ex.stop()
+    assert os.listdir(directory) == []
+
+
+def test_a_stale_socket_is_replaced(directory: Path) -> None:
+    """A socket file nobody answers on (a killed plugin's) is replaced."""
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(directory / "p.sock"))
+    stale.close()
+    ex = exporter(directory)
+    ex.start()
+    try:
+        assert fetch(directory / "p.sock", "/ready")[0] == 503  # served by the new one
+    finally:
+        ex.stop()
+
+
+def test_a_file_that_is_not_a_socket_is_refused(directory: Path) -> None:
+    """A regular file at the socket's path is refused and left as it is."""
+    (directory / "p.sock").write_text("mine")
+    with pytest.raises(MetricsError, match="exists and is not a socket"):
+        exporter(directory).start()
+    assert (directory / "p.sock").read_text() == "mine"
+
+
+def test_a_live_socket_is_refused(directory: Path) -> None:
+    """A socket another live process serves is not taken over."""
+    first = exporter(directory)
+    first.start()
+    try:
+        with pytest.raises(MetricsError, match="served by a running process"):
+            exporter(directory).start()
+        assert fetch(directory / "p.sock", "/metrics")[0] == 200
+    finally:
+        first.stop()
+
+
+def test_a_too_long_path_is_refused(directory: Path) -> None:
+    """A directory whose socket path exceeds 107 bytes is refused, naming the limit."""
+    deep = directory / ("d" * 110)
+    with pytest.raises(MetricsError, match="longer than the 107 bytes"):
+        exporter(deep).start()
+
+
+def test_stop_leaves_a_socket_that_is_no_longer_its_own(directory: Path) -> None:
+    """stop removes the socket only if it is still the one this exporter bound."""
+    ex = exporter(directory)
+    ex.start()
+    (directory / "p.sock").unlink()
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(directory / "p.sock"))
+    try:
+        ex.stop()
+        assert (directory / "p.sock").exists()
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(("line", "status"), [
+    (b"GET /metrics HTTP/1.1", 200), (b"GET /health HTTP/1.0", 503),
+    (b"GET /ready HTTP/1.1", 503), (b"GET /x HTTP/1.1", 404),
+    (b"POST /metrics HTTP/1.1", 405), (b"nonsense", 400), (b"", 400),
+])
+def test_respond_answers_each_request_line(directory: Path, line: bytes, status: int) -> None:
+    """Each request line gets its status (health is 503: no control channel here)."""
+    reply = exporter(directory).respond(line)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())
+
+
+def test_head_has_no_body(directory: Path) -> None:
+    """HEAD answers the headers alone."""
+    reply = exporter(directory).respond(b"HEAD /metrics HTTP/1.1")
+    assert reply.endswith(b"\r\n\r\n") and b"# HELP" not in reply
+
+
+def test_textfile_parses_and_no_temp_file_is_left(directory: Path) -> None:
+    """The .prom file is complete Prometheus text, written through a temp file."""
+    ex = exporter(directory, interval=0.1)
+    ex.start()
+    try:
+        text = (directory / "p.prom").read_text()
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert "ekuiper_plugin_control_connected" in names
+        assert sorted(os.listdir(directory)) == ["p.prom", "p.sock"]
+    finally:
+        ex.stop()
+
+
+def test_start_exporter_with_a_relative_directory_is_off(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A relative directory logs why and leaves metrics off; the plugin runs on."""
+    monkeypatch.setenv("EKUIPER_PLUGIN_METRICS_DIR", "relative/dir")
+    runtime = PluginRuntime(PluginConfig("p"), MemoryTransport())
+    with caplog.at_level(logging.ERROR):
+        assert start_exporter(runtime, LOG) is None
+    assert "must be an absolute path" in caplog.text and not runtime.metrics_on
+
+
+def test_start_exporter_on_a_file_is_off(monkeypatch: pytest.MonkeyPatch, directory: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A directory path that is a file logs why and leaves metrics off."""
+    (directory / "file").write_text("")
+    monkeypatch.setenv("EKUIPER_PLUGIN_METRICS_DIR", str(directory / "file"))
+    runtime = PluginRuntime(PluginConfig("p"), MemoryTransport())
+    with caplog.at_level(logging.ERROR):
+        assert start_exporter(runtime, LOG) is None
+    assert "metrics off" in caplog.text and not runtime.metrics_on
+
+
+def test_start_exporter_turns_metrics_on(monkeypatch: pytest.MonkeyPatch,
+                                         directory: Path) -> None:
+    """A usable directory turns metrics on for the runtime."""
+    monkeypatch.setenv("EKUIPER_PLUGIN_METRICS_DIR", str(directory))
+    runtime = PluginRuntime(PluginConfig("p"), MemoryTransport())
+    ex = start_exporter(runtime, LOG)
+    assert ex is not None and runtime.metrics_on
+    ex.stop()
+
+
+def test_fetch_on_a_stale_socket_says_stale(directory: Path) -> None:
+    """The client calls a socket nobody answers on stale."""
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(directory / "p.sock"))
+    stale.close()
+    with pytest.raises(HealthUnavailable, match="is stale"):
+        fetch(directory / "p.sock", "/health")
+
+
+def test_plugin_without_metrics_imports_none_of_them() -> None:
+    """The runtime modules a plugin loads import no metrics module when metrics are off."""
+    code = ("import sys; import ekuiper; from ekuiper._runtime import lifecycle, plugin, "
+            "source, sink, function; "
+            "print(sorted(m for m in sys.modules if 'metrics' in m or 'instrument' in m "
+            "or 'exporter' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@given(st.binary(max_size=300))
+def test_any_request_line_gets_an_http_answer(line: bytes) -> None:
+    """Whatever a client sends as its request line, the answer is a whole HTTP reply."""
+    reply = _FUZZED.respond(line)
+    assert reply.startswith(b"HTTP/1.1 ") and b"\r\n\r\n" in reply
+
+
+_FUZZED = MetricsExporter(PluginRuntime(PluginConfig("p"), MemoryTransport()),
+                          MetricsSettings("/nonexistent"), LOG)

@@ -1,0 +1,94 @@
+"""Counting points: absent with metrics off, counting on the symbol's thread when on."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ekuiper import Context, PluginConfig, Sink, Source
+from ekuiper._runtime.plugin import PluginRuntime
+from ekuiper._runtime.sink import SinkRuntime
+from ekuiper._runtime.source import SourceRuntime
+from ekuiper._transport import ChannelTimeout
+from ekuiper.testing import MemoryTransport
+
+
+class Three(Source):
+    def open(self, ctx: Context) -> None:
+        for i in range(3):
+            ctx.emit({"i": i})
+
+
+class Quiet(Sink):
+    def collect(self, ctx: Context, data: Any) -> None:
+        pass
+
+
+def start(runtime: PluginRuntime, kind: str, symbol: str) -> Any:
+    control = {"symbolName": symbol, "meta": {"ruleId": "r", "opId": "o", "instanceId": 0},
+               "pluginType": kind}
+    command = {"cmd": "start", "arg": json.dumps(control)}
+    assert runtime.handle(json.dumps(command).encode()) == b"ok"
+    return next(iter(runtime.symbols.values()))
+
+
+def plugin(metrics: bool) -> tuple[PluginRuntime, MemoryTransport]:
+    transport = MemoryTransport()
+    runtime = PluginRuntime(PluginConfig("p", {"three": Three}, {"quiet": Quiet}), transport)
+    runtime.metrics_on = metrics
+    return runtime, transport
+
+
+def test_metrics_off_leaves_the_row_paths_alone() -> None:
+    """With metrics off a runtime has no stats and runs its class's own methods."""
+    runtime, transport = plugin(False)
+    sink: SinkRuntime = start(runtime, "sink", "quiet")
+    assert sink.stats is None and "_deliver" not in vars(sink)
+    assert sink.acks is transport.channels["ack:r"]
+    runtime.shutdown()
+
+
+def test_metrics_off_source_emits_straight_into_its_channel() -> None:
+    """With metrics off the source context's emitter is the transport's channel itself."""
+    runtime, _ = plugin(False)
+    source: SourceRuntime = start(runtime, "source", "three")
+    assert source.ctx._emitter is source.channel
+    runtime.shutdown()
+
+
+def test_metrics_on_counts_source_rows_and_bytes() -> None:
+    """With metrics on a source's rows and bytes are what went into its channel."""
+    runtime, _ = plugin(True)
+    source: SourceRuntime = start(runtime, "source", "three")
+    assert source.thread is not None
+    source.thread.join(5)
+    sent = source.channel.sent  # type: ignore[union-attr]
+    assert source.stats is not None
+    assert (source.stats.rows, source.stats.bytes) == (3, sum(map(len, sent)))
+    runtime.shutdown()
+
+
+def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
+    """A send that times out marks the source blocked; the next success clears it."""
+    from ekuiper._metrics import SymbolStats
+    from ekuiper._runtime.instrument import _CountingSource
+
+    class Flaky:
+        fail = True
+
+        def send(self, data: bytes) -> None:
+            if self.fail:
+                raise ChannelTimeout("full")
+
+    stats = SymbolStats({})
+    channel = Flaky()
+    counting = _CountingSource(channel, stats)  # type: ignore[arg-type]
+    try:
+        counting.send(b"{}")
+    except ChannelTimeout:
+        pass
+    assert stats.blocked_since_ns and stats.blocked_since_ns <= time.perf_counter_ns()
+    channel.fail = False
+    counting.send(b"{}")
+    assert stats.blocked_since_ns == 0 and stats.rows == 1
