@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ekuiper import _protocol
+from ekuiper._durations import go_duration_seconds
 from ekuiper.errors import PolicyError
 
 __all__ = [
@@ -54,11 +55,8 @@ DEFAULT_MAX_BACKOFF_S: Final = 5.0
 
 _REPLACE: Final = "replace"
 _RETRY: Final = "retry"
-# Go's time.ParseDuration forms eKuiper's own duration properties take ("1m30s", "250ms").
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)", re.ASCII)
 _DIGITS = re.compile(r"\d+", re.ASCII)
 _DECIMAL = re.compile(r"\d+(?:\.\d*)?|\.\d+", re.ASCII)
-_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _is_number(value: Any) -> bool:
@@ -171,9 +169,8 @@ def parse_duration(field: str, value: Any, where: str) -> float:
         text = value.strip()
         if _DECIMAL.fullmatch(text):
             seconds = float(text) / 1000.0
-        elif text and _DURATION_PART.sub("", text) == "":
-            seconds = sum(float(amount) * _UNIT_S[unit]
-                          for amount, unit in _DURATION_PART.findall(text))
+        else:
+            seconds = go_duration_seconds(text)
     if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= MAX_DELAY_S:
         raise PolicyError(f"{where} {field} is {value!r:.80}; expected a duration from 0 to "
                           f"{MAX_DELAY_S:g}s: milliseconds (500) or a text with a unit "

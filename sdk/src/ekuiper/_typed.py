@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, Union
 
+from ekuiper._durations import go_duration_seconds
 from ekuiper._policy import SINK_KEYS
 from ekuiper.errors import ArgumentError, ConfigError
 
@@ -76,9 +77,6 @@ EKUIPER_KEYS = frozenset({
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _INT_RE = re.compile(r"\A[+-]?[0-9]+\Z")
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                    "h": 3600.0}
 # A float holds every integer up to this exactly; beyond it int -> float is lossy.
 _EXACT_FLOAT_INT = 2 ** 53
 _MAX_SHOWN = 60
@@ -155,25 +153,6 @@ def _fail(cls: type[Exception], path: str, value: Any, expected: str, fix: str =
 
 # -- conversion rules -------------------------------------------------------------------
 
-def _parse_duration(text: str) -> float | None:
-    """Seconds of a Go duration such as ``1h2m3.5s`` or ``-500ms``, or None."""
-    s = text.strip()
-    sign = 1.0
-    if s[:1] in "+-" and s:
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(s):
-        match = _DURATION_PART.match(s, pos)
-        if match is None:
-            return None
-        total += float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
-        pos = match.end()
-    return sign * total if pos else None
-
-
 class _Rules:
     """The converters of one strictness; ``err`` is the exception they raise."""
 
@@ -232,7 +211,7 @@ class _Rules:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = value / 1000.0  # eKuiper's DurationConf: a number is milliseconds
         elif self.lenient and isinstance(value, str):
-            seconds = _parse_duration(value)
+            seconds = go_duration_seconds(value)
         if seconds is not None and math.isfinite(seconds):
             try:
                 return timedelta(seconds=seconds)
