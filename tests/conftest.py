@@ -45,3 +45,11 @@ def ipc_dir() -> Iterator[str]:
 def out_dir(tmp_path: Path) -> Path:
     """Where test plugins record what their symbols did."""
     return tmp_path
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh directory with a short path: a unix socket path holds at most 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="ek-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

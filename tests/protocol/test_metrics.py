@@ -26,11 +26,8 @@ SCRIPT = TEST_PLUGINS / "testplug" / "testplug.py"
 
 
 @pytest.fixture
-def metrics_dir() -> Iterator[Path]:
-    # Short on purpose: a unix socket path holds at most 107 bytes.
-    path = Path(tempfile.mkdtemp(prefix="ekm-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def metrics_dir(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,10 +26,8 @@ from tests.e2e.kuiper import free_port
 
 
 @pytest.fixture
-def directory() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ekc-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def directory(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +27,8 @@ def running(fake: FakeServer) -> FakeServer:
 
 
 @pytest.fixture
-def directory() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="eks-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def directory(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import logging
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +45,8 @@ def rest() -> Iterator[str]:
 
 
 @pytest.fixture
-def directory() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ekh-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def directory(short_dir: Path) -> Path:
+    return short_dir
 
 
 @pytest.fixture
