@@ -3,11 +3,14 @@
 No sockets, no threads: ``_runtime/instrument.py`` updates a SymbolStats at the counting
 points, ``_runtime/exporter.py`` serves what this module renders.
 
-Threads: a SymbolStats is written by its symbol's own thread only (plain attribute
-increments; no lock, so a row costs a few tens of nanoseconds), and read by the
-exporter's thread, which may see a row's counters half updated: each value is exact,
-their sum across fields may lag by one row. ``last_activity``/``seen`` are written by the
-exporter thread only.
+Threads: a SymbolStats is written mostly by its symbol's own thread, but not only: an
+async sink with ``max_in_flight > 1`` counts failures from its event loop's thread, and
+``ctx.ack_*`` may be called from any thread the sink's code uses. The updates are plain
+attribute increments with no lock (a row costs a few tens of nanoseconds); under the GIL
+an increment from two threads at once may, rarely, lose one count, so the counters are
+exact in practice, not guaranteed. The exporter's thread reads them and may see a row's
+counters half updated: their sum across fields may lag by one row. ``last_activity``/
+``seen`` are written by the exporter thread only.
 
 Adding a counter: a row in COUNTERS below (its slot, metric name, labels and help come
 from it) and its annotation in SymbolStats, then ``stats.<name> += 1`` where it happens
@@ -144,7 +147,8 @@ class SymbolStats:
 
     def activity(self) -> int:
         """A number that grows whenever the symbol does anything."""
-        return (self.calls + self.rows + self.errors
+        # retries: a sink in its retry backoff is working, not stuck.
+        return (self.calls + self.rows + self.errors + self.retries
                 + self.acks_ok + self.acks_error + self.heard)
 
     def sample(self, now: float) -> None:
@@ -218,12 +222,11 @@ def evaluate(stats: SymbolStats, facts: SymbolFacts, now_ns: int, now: float,
         if facts.kind != "source":
             return Health("lost", "the channel to eKuiper is gone; the symbol answers "
                                   "nothing until the plugin restarts")
-        # A returned open() is fine while threads it started keep emitting.
-        if quiet_s > settings.stuck_s or stats.rows == 0:
-            return Health("returned", f"open() returned; nothing emitted for {quiet_s:.0f} s"
-                          if stats.rows else
-                          "open() returned without emitting a row")
-        return Health("running", "open() returned; threads it started are emitting")
+        # A returned open() is fine while threads or callbacks it set up keep emitting,
+        # and for stuck_s after it returned before their first row.
+        if quiet_s > settings.stuck_s:
+            return Health("returned", f"open() returned; nothing emitted for {quiet_s:.0f} s")
+        return Health("running", "open() returned; threads or callbacks it started emit")
     if stats.activity() == 0:
         return Health("starting", "no activity yet")
     return Health("running", "")

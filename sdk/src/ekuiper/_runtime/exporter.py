@@ -10,12 +10,15 @@ A socket per plugin name: several plugins in one container never collide on a po
 Lifecycle: ``start`` (main thread, before the control loop) binds the socket and starts
 the daemon thread ``ekuiper-metrics``; it raises MetricsError (nothing left behind) when
 the directory or socket cannot be used. That thread alone accepts requests (one at a
-time, each bounded by REQUEST_TIMEOUT_S), samples each symbol's activity every TICK_S
-and writes the textfile: no symbol thread ever renders or waits for a scrape. ``stop``
-(main thread, at shutdown) ends the thread (bounded) and removes the socket, if it is
-still the one this process bound, and the textfile. A SIGKILLed process (eKuiper 2.x
-stops plugins that way) leaves both behind: the next start of the plugin replaces a
-stale socket, and ``ekuiper-plugin status`` says a socket nobody answers is stale.
+time, each given REQUEST_TIMEOUT_S in all, however slowly its client sends), samples each
+symbol's activity every TICK_S and writes the textfile: no symbol thread ever renders or
+waits for a scrape; a request or tick that fails is logged and the thread goes on. On
+its way out the thread closes the listener and removes the socket, if it is still the
+one this process bound, and the textfile. ``stop`` (main thread, at shutdown) ends the
+thread (bounded) and does the same, in case the thread is still busy. A SIGKILLed
+process (eKuiper 2.x stops plugins that way) leaves both behind: the next start of the
+plugin replaces a stale socket (after waiting up to BIND_WAIT_S for the old process to
+let go of it), and ``ekuiper-plugin status`` says a socket nobody listens on is stale.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ekuiper._runtime import instrument
 from ekuiper._runtime.function import KEEPALIVE_MS
 from ekuiper._runtime.instrument import function_rules
 from ekuiper._runtime.plugin import PluginRuntime
+from ekuiper._transport.socket import BIND_WAIT_S
 from ekuiper.errors import MetricsError
 
 __all__ = ["REQUEST_TIMEOUT_S", "TICK_S", "MetricsExporter", "socket_path", "start_exporter",
@@ -43,6 +47,7 @@ __all__ = ["REQUEST_TIMEOUT_S", "TICK_S", "MetricsExporter", "socket_path", "sta
 
 TICK_S = 1.0
 REQUEST_TIMEOUT_S = 2.0
+# The request line and headers; a body is never read.
 _MAX_REQUEST = 8192
 # sockaddr_un.sun_path holds 108 bytes, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
@@ -97,15 +102,16 @@ class MetricsExporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(REQUEST_TIMEOUT_S + TICK_S)
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        """Close the listener, remove the socket (if still ours) and the textfile; twice is fine."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
             self._unlink_own_socket()
         if self._wrote_textfile:
-            try:
-                self.textfile.unlink()
-            except FileNotFoundError:
-                pass
+            self.textfile.unlink(missing_ok=True)
 
     def _bind(self) -> socket.socket:
         path = self.socket_path
@@ -124,8 +130,7 @@ class MetricsExporter:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o117)
         try:
-            listener.bind(str(path))
-            os.chmod(path, 0o660)
+            listener.bind(str(path))  # 0660 by the umask; chmod would follow a symlink
             listener.listen(8)
         except OSError as exc:
             listener.close()
@@ -137,18 +142,25 @@ class MetricsExporter:
         return listener
 
     def _replace_stale(self, path: Path) -> None:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            self.logger.info("replacing %s, left by a process that is gone", path)
-            path.unlink(missing_ok=True)
-            return
-        except OSError as exc:
-            raise MetricsError(f"cannot check {path}: {exc.strerror or exc}") from None
-        finally:
-            probe.close()
+        # Probed until BIND_WAIT_S: eKuiper replaces a plugin by SIGKILLing the old
+        # process without waiting for it, so its socket may still answer for a moment.
+        deadline = time.monotonic() + BIND_WAIT_S
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.settimeout(1.0)
+            try:
+                probe.connect(str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.logger.info("replacing %s, left by a process that is gone", path)
+                path.unlink(missing_ok=True)
+                return
+            except OSError as exc:
+                raise MetricsError(f"cannot check {path}: {exc.strerror or exc}") from None
+            finally:
+                probe.close()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         raise MetricsError(f"{path} is served by a running process (another eKuiper "
                            f"running this plugin with the same {_metrics.DIR_ENV}?); give "
                            "each eKuiper its own directory")
@@ -173,37 +185,50 @@ class MetricsExporter:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_tick:
-                    self.sample()
-                    next_tick = now + TICK_S
-                if now >= next_write:
-                    self._write_textfile()
-                    next_write = now + self.settings.interval_s
-                if selector.select(timeout=min(next_tick, next_write) - now):
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    with conn:
-                        self._answer(conn)
-        except Exception:  # never let metrics take the plugin down; say why they stop
-            self.logger.exception("the metrics thread failed; metrics and health stop")
+                try:
+                    if now >= next_tick:
+                        next_tick = now + TICK_S
+                        self.sample()
+                    if now >= next_write:
+                        next_write = now + self.settings.interval_s
+                        self._write_textfile()
+                    if selector.select(timeout=max(0.0, min(next_tick, next_write) - now)):
+                        try:
+                            conn, _ = listener.accept()
+                        except OSError:
+                            continue
+                        with conn:
+                            self._answer(conn)
+                except Exception:  # one bad request or tick never ends metrics and health
+                    if self._stop.is_set():
+                        break
+                    self.logger.exception("metrics: a request or tick failed; going on")
         finally:
             selector.close()
+            self._clean_up()
 
     def _answer(self, conn: socket.socket) -> None:
-        conn.settimeout(REQUEST_TIMEOUT_S)
+        # One deadline for the whole request: a client sending a byte a second must not
+        # hold the only thread (settimeout alone bounds each recv, not their sum).
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
         try:
             request = b""
             while b"\r\n\r\n" not in request and b"\n\n" not in request:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return  # too slow: nothing to tell it
+                conn.settimeout(left)
                 chunk = conn.recv(1024)
                 if not chunk:
                     break
                 request += chunk
                 if len(request) > _MAX_REQUEST:
+                    conn.settimeout(max(0.01, deadline - time.monotonic()))
                     conn.sendall(_response(431, b"request too large\n"))
                     return
-            conn.sendall(self.respond(request.split(b"\n", 1)[0]))
+            reply = self.respond(request.split(b"\n", 1)[0])
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            conn.sendall(reply)
         except OSError:
             return  # the client went away or was too slow: nothing to tell it
 
@@ -234,10 +259,12 @@ class MetricsExporter:
 
     # -- what it serves -----------------------------------------------------------------
 
-    def entries(self) -> list[tuple[SymbolStats, Health]]:
-        """Every running symbol's counters with its health verdict."""
+    def entries(self, now: float | None = None) -> list[tuple[SymbolStats, Health]]:
+        """Every running symbol's counters with its health verdict (``now``: time.time())."""
         now_ns = time.perf_counter_ns()
-        now = time.time()
+        now = time.time() if now is None else now
+        # Sampled first: a collect() that began after a long idle spell is not stuck.
+        self.sample(now)
         out: list[tuple[SymbolStats, Health]] = []
         for runtime in self.runtime.running():
             stats = runtime.stats
@@ -255,22 +282,33 @@ class MetricsExporter:
                 out.append((stats, _metrics.evaluate(stats, facts, now_ns, now,
                                                      self.settings)))
                 continue
-            rules = function_rules(runtime)
+            # A snapshot: the function's thread adds rules, the control thread drops them.
+            rules = dict(function_rules(runtime))
             base = rules[""]
             health = _metrics.evaluate(base, facts, now_ns, now, self.settings)
             if health.state == "starting" and any(s.activity() for s in rules.values()):
                 health = Health("running", "")
             # rule="" holds requests naming no rule (validate); shown once it has any, or
             # while no rule has called yet, so every started function is listed.
-            shown = [s for key, s in list(rules.items())
-                     if key or len(rules) == 1 or s.calls]
+            shown = [s for key, s in rules.items() if key or len(rules) == 1 or s.calls]
             out.extend((s, health) for s in shown)
         return out
 
-    def sample(self) -> None:
-        now = time.time()
-        for stats, _ in self.entries():
-            stats.sample(now)
+    def sample(self, now: float | None = None) -> None:
+        """Note each symbol's activity; every rule of a function, its rule="" base too.
+
+        The base is sampled even while not shown: a function's health is judged on it
+        (its ``heard`` moves with every request and keepalive).
+        """
+        now = time.time() if now is None else now
+        for runtime in self.runtime.running():
+            if runtime.stats is None:
+                continue
+            if runtime.control.noun == "function":
+                for stats in list(function_rules(runtime).values()):
+                    stats.sample(now)
+            else:
+                runtime.stats.sample(now)
 
     def render_metrics(self) -> str:
         return _metrics.render_prometheus(self.plugin, self.entries(), self.runtime.connected)
@@ -283,6 +321,9 @@ class MetricsExporter:
         tmp = self.textfile.with_name(f".{self.textfile.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(self.render_metrics(), encoding="utf-8")
+            if self._stop.is_set():  # stop may have removed the textfile meanwhile
+                tmp.unlink(missing_ok=True)
+                return
             os.replace(tmp, self.textfile)
             self._wrote_textfile = True
         except OSError as exc:
