@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ekuiper._cli.health import fetch
+from ekuiper._runtime.function import KEEPALIVE_MS
 from ekuiper.testing import ProtocolHost
 from tests.conftest import TEST_PLUGINS
 from tests.protocol.events import wait_for
@@ -229,7 +231,13 @@ def test_function_exec_running_too_long_is_stuck(plug: ProtocolHost, metrics_dir
 def test_function_channel_lost_is_lost(plug: ProtocolHost, metrics_dir: Path) -> None:
     """A function whose channel to eKuiper is gone for good becomes 'lost'."""
     _, upper = plug.start_function("upper")
-    assert upper.exec("a")["state"] is True
+    # Called steadily for longer than the lost threshold (keepalive 5 s + blocked 1 s), it
+    # stays running: only closing the channel makes it lost.
+    until = time.monotonic() + KEEPALIVE_MS / 1000 + 3
+    while time.monotonic() < until:
+        assert upper.exec("a")["state"] is True
+        assert symbol_state(metrics_dir, "upper", "running") is not None
+        time.sleep(0.5)
     upper.sock.close()
     item = wait_for(lambda: symbol_state(metrics_dir, "upper", "lost"), timeout=30,
                     what="lost")

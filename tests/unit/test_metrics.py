@@ -152,6 +152,23 @@ def test_source_open_returned_with_emitting_threads_is_running() -> None:
     assert evaluate(s, facts("source", alive=False), NOW_NS, NOW, SETTINGS).state == "running"
 
 
+def test_source_open_returned_before_its_first_row_is_running() -> None:
+    """A returned open() not emitted from yet is running until stuck_s (callbacks emit later)."""
+    s = stats("source", calls=1)
+    s.last_activity = NOW - 1
+    assert evaluate(s, facts("source", alive=False), NOW_NS, NOW, SETTINGS).state == "running"
+
+
+def test_sink_retrying_is_not_stuck() -> None:
+    """A sink in its retry backoff counts each retry as activity, so it is not stuck."""
+    s = stats(rows=1)
+    s.sample(NOW - 10)
+    s.in_call = True
+    s.retries += 1
+    s.sample(NOW)
+    assert evaluate(s, facts(), NOW_NS, NOW + 1.5, SETTINGS).state == "running"
+
+
 def test_ended_loop_is_lost() -> None:
     """A sink or function whose loop ended while not stopping is lost."""
     for kind in ("sink", "function"):

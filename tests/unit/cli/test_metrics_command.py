@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ekuiper import PluginConfig
 from ekuiper._cli import main
+from ekuiper._cli.commands import METRICS_CLIENT_TIMEOUT_S
 from ekuiper._metrics import MetricsSettings
 from ekuiper._runtime.exporter import MetricsExporter
 from ekuiper._runtime.plugin import PluginRuntime
@@ -98,3 +100,28 @@ def test_missing_directory_is_explained(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("EKUIPER_PLUGIN_METRICS_DIR", raising=False)
     assert main(["metrics"]) == 1
     assert "EKUIPER_PLUGIN_METRICS_DIR" in capsys.readouterr().err
+
+
+def test_a_silent_client_is_dropped(directory: Path) -> None:
+    """A client that connects and sends nothing is disconnected after the client timeout."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "ekuiper._cli", "metrics", "--dir",
+                               str(directory), "--listen", f"127.0.0.1:{port}"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                silent = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the aggregator never listened"
+                time.sleep(0.1)
+        with silent:
+            silent.settimeout(METRICS_CLIENT_TIMEOUT_S + 5)
+            began = time.monotonic()
+            assert silent.recv(1) == b""
+            assert time.monotonic() - began < METRICS_CLIENT_TIMEOUT_S + 3
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import pytest
 
 from ekuiper import PluginConfig
 from ekuiper._cli import main
+from ekuiper._cli.health import NotAnswering, aggregate_health, fetch
 from ekuiper._metrics import MetricsSettings
 from ekuiper._runtime.exporter import MetricsExporter
 from ekuiper._runtime.plugin import PluginRuntime
@@ -79,3 +84,47 @@ def test_no_socket_is_unavailable(running: FakeServer, directory: Path,
                  str(directory)]) == 0
     assert f"plugin health: unavailable: no socket {directory / 'p.sock'}" in \
         capsys.readouterr().out
+
+
+@pytest.fixture
+def frozen(directory: Path) -> Iterator[Path]:
+    """A plugin socket that takes connections and never answers (a frozen exporter)."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(directory / "frozen.sock"))
+    listener.listen(8)
+    yield directory / "frozen.sock"
+    listener.close()
+
+
+def test_a_socket_that_does_not_answer_in_time_is_not_answering(frozen: Path) -> None:
+    """fetch on a live socket that never answers raises NotAnswering within its timeout."""
+    began = time.monotonic()
+    with pytest.raises(NotAnswering, match="no answer within"):
+        fetch(frozen, "/health", timeout=0.3)
+    assert time.monotonic() - began < 1.5
+
+
+def test_aggregate_health_counts_a_frozen_plugin_unhealthy(directory: Path,
+                                                           frozen: Path) -> None:
+    """A plugin that does not answer in time makes the aggregate unhealthy."""
+    document = aggregate_health(directory, timeout=0.3)
+    assert document["healthy"] is False
+    assert document["plugins"]["frozen"]["healthy"] is False
+
+
+def test_aggregate_health_skips_a_stale_socket(directory: Path) -> None:
+    """A socket whose process is gone is listed as unknown and does not count."""
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(directory / "gone.sock"))
+    stale.close()
+    document = aggregate_health(directory, timeout=0.3)
+    assert document["healthy"] is True and document["plugins"]["gone"]["healthy"] is None
+
+
+def test_importing_the_health_client_does_not_import_the_commands() -> None:
+    """ekuiper._cli.health loads none of the command line (the healthcheck imports it)."""
+    code = ("import sys, ekuiper._cli.health; "
+            "print('ekuiper._cli.commands' in sys.modules, 'argparse' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,31 @@ def test_bad_opt_in_value_is_reported(rest: str, directory: Path,
     monkeypatch.setenv("EKUIPER_HEALTHCHECK_PLUGINS", "yes please")
     assert healthcheck.main(["healthcheck.py", rest]) == 0
     assert "must be 0 or 1" in capsys.readouterr().err
+
+
+def _frozen(path: Path) -> socket.socket:
+    """A socket that takes connections and never answers (a frozen plugin)."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(8)
+    return listener
+
+
+def test_frozen_plugin_fails_the_check(directory: Path) -> None:
+    """A plugin whose socket takes the connection but never answers is a failure."""
+    with _frozen(directory / "frozen.sock"):
+        failures = healthcheck.plugin_failures(directory, time.monotonic() + 0.5)
+    assert len(failures) == 1 and "plugin frozen is unhealthy" in failures[0]
+
+
+def test_all_plugin_checks_share_one_deadline(directory: Path) -> None:
+    """Several frozen plugins together take no longer than the one deadline."""
+    listeners = [_frozen(directory / f"f{i}.sock") for i in range(3)]
+    began = time.monotonic()
+    try:
+        failures = healthcheck.plugin_failures(directory, began + 0.6)
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert time.monotonic() - began < 1.2
+    assert len(failures) == 3

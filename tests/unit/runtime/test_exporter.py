@@ -10,8 +10,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ekuiper import PluginConfig
 from ekuiper._cli.health import HealthUnavailable, fetch
-from ekuiper._metrics import MetricsSettings
+from ekuiper._metrics import MetricsSettings, SymbolStats
 from ekuiper._runtime.exporter import MetricsExporter, start_exporter
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper.errors import MetricsError
@@ -199,3 +203,124 @@ def test_any_request_line_gets_an_http_answer(line: bytes) -> None:
 
 _FUZZED = MetricsExporter(PluginRuntime(PluginConfig("p"), MemoryTransport()),
                           MetricsSettings("/nonexistent"), LOG)
+
+
+def _function(rules: dict[str, SymbolStats]) -> Any:
+    """A function runtime as entries() reads it: its thread alive, per-rule counters."""
+    alive = types.SimpleNamespace(is_alive=lambda: True)
+    return types.SimpleNamespace(stats=rules[""], thread=alive, stopping=False,
+                                 control=types.SimpleNamespace(noun="function"),
+                                 metrics_rules=rules)
+
+
+def test_function_called_steadily_stays_running(directory: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function a rule calls every second stays running well past the lost threshold."""
+    labels = {"plugin": "p", "kind": "function", "symbol": "f", "rule": ""}
+    base = SymbolStats(labels, 0.0)
+    rule = SymbolStats({**labels, "rule": "r1"}, 0.0)
+    ex = MetricsExporter(PluginRuntime(PluginConfig("p"), MemoryTransport()),
+                         MetricsSettings(str(directory), blocked_s=1.0), LOG)
+    monkeypatch.setattr(ex.runtime, "running", lambda: [_function({"": base, "r1": rule})])
+    for second in range(1, 20):
+        base.heard += 1  # what each request does (instrument.timed_handle)
+        rule.calls += 1
+        rule.rows += 1
+        ex.sample(float(second))
+    assert [h.state for _, h in ex.entries(20.0)] == ["running"]
+
+
+def test_sink_collect_after_a_long_idle_spell_is_not_stuck(
+        directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collect() that began after a long idle spell is running at once, not stuck."""
+    sink = SymbolStats({"plugin": "p", "kind": "sink", "symbol": "s"}, 0.0)
+    sink.rows = 1
+    sink.sample(0.0)
+    runtime = types.SimpleNamespace(stats=sink, thread=types.SimpleNamespace(is_alive=lambda: True),
+                                    stopping=False, control=types.SimpleNamespace(noun="sink"))
+    ex = exporter(directory)
+    monkeypatch.setattr(ex.runtime, "running", lambda: [runtime])
+    ex.sample(1000.0)
+    sink.rows += 1  # collect() begins; no tick has seen it yet
+    sink.in_call = True
+    assert [h.state for _, h in ex.entries(1000.5)] == ["running"]
+
+
+def test_a_trickling_client_does_not_hold_the_exporter(directory: Path) -> None:
+    """A client sending a byte at a time is dropped after the request deadline."""
+    ex = exporter(directory)
+    ex.start()
+    slow = socket.socket(socket.AF_UNIX)
+    try:
+        slow.connect(str(directory / "p.sock"))
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.3):
+                try:
+                    slow.send(b"G")
+                except OSError:
+                    return
+
+        threading.Thread(target=trickle, daemon=True).start()
+        time.sleep(0.2)
+        assert fetch(directory / "p.sock", "/ready", timeout=4.0)[0] == 503
+        stop.set()
+    finally:
+        slow.close()
+        ex.stop()
+
+
+def test_a_request_that_raises_does_not_end_the_thread(
+        directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception while answering one request is logged and the next is answered."""
+    ex = exporter(directory)
+    ex.start()
+    try:
+        answer = ex.respond
+        calls = []
+
+        def once_broken(line: bytes) -> bytes:
+            calls.append(line)
+            if len(calls) == 1:
+                raise RuntimeError("boom")
+            return answer(line)
+
+        monkeypatch.setattr(ex, "respond", once_broken)
+        with pytest.raises(HealthUnavailable):
+            fetch(directory / "p.sock", "/ready")
+        assert fetch(directory / "p.sock", "/ready")[0] == 503
+    finally:
+        ex.stop()
+
+
+def test_the_thread_removes_socket_and_textfile_on_its_way_out(directory: Path) -> None:
+    """The exporter's thread closes and removes its socket and textfile when it ends."""
+    ex = exporter(directory)
+    ex.start()
+    ex._stop.set()
+    assert ex._thread is not None
+    ex._thread.join(5)
+    assert os.listdir(directory) == []
+
+
+def test_no_textfile_is_written_after_stop(directory: Path) -> None:
+    """A write that runs after stop began leaves no textfile (stop removed it)."""
+    ex = exporter(directory)
+    ex._stop.set()
+    ex._write_textfile()
+    assert os.listdir(directory) == []
+
+
+def test_a_socket_whose_process_is_going_is_replaced(directory: Path) -> None:
+    """A socket still served for a moment (a SIGKILLed plugin) is replaced once it goes."""
+    old = socket.socket(socket.AF_UNIX)
+    old.bind(str(directory / "p.sock"))
+    old.listen(1)
+    threading.Timer(0.5, old.close).start()
+    ex = exporter(directory)
+    ex.start()
+    try:
+        assert fetch(directory / "p.sock", "/ready")[0] == 503
+    finally:
+        ex.stop()

@@ -420,6 +420,10 @@ def _listen_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# Seconds `ekuiper-plugin metrics` gives one client to send its request.
+METRICS_CLIENT_TIMEOUT_S = 5.0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     import http.server
 
@@ -433,6 +437,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     host, port = _listen_address(args.listen)
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        # A client that sends nothing must not hold a thread (and its socket) for ever.
+        timeout = METRICS_CLIENT_TIMEOUT_S
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

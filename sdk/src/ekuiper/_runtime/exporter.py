@@ -154,6 +154,8 @@ class MetricsExporter:
                 self.logger.info("replacing %s, left by a process that is gone", path)
                 path.unlink(missing_ok=True)
                 return
+            except (BlockingIOError, TimeoutError):
+                pass  # its backlog is full: someone still listens (and does not accept)
             except OSError as exc:
                 raise MetricsError(f"cannot check {path}: {exc.strerror or exc}") from None
             finally:
