@@ -162,7 +162,8 @@ def test_source_open_returned_before_its_first_row_is_running() -> None:
 def test_sink_retrying_is_not_stuck() -> None:
     """A sink in its retry backoff counts each retry as activity, so it is not stuck."""
     s = stats(rows=1)
-    s.sample(NOW - 10)
+    s.sample(NOW)
+    s.last_activity = NOW - 10
     s.in_call = True
     s.retries += 1
     s.sample(NOW)
