@@ -128,3 +128,15 @@ def test_importing_the_health_client_does_not_import_the_commands() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_status_of_a_frozen_plugin_exits_1(running: FakeServer, directory: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A plugin whose socket takes the connection and never answers is UNHEALTHY."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(directory / "p.sock"))
+    listener.listen(8)
+    with listener:
+        assert main(["status", "p", "--server", running.url, "--metrics-dir",
+                     str(directory)]) == 1
+    assert "plugin health: UNHEALTHY: " in capsys.readouterr().out

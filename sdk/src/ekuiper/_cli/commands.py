@@ -28,6 +28,7 @@ from typing import Any
 from ekuiper import __version__
 from ekuiper._cli.health import (
     HealthUnavailable,
+    NotAnswering,
     aggregate_health,
     aggregate_metrics,
     plugin_health,
@@ -329,6 +330,9 @@ def _print_plugin_health(name: str, metrics_dir: str | None) -> bool | None:
         return None
     try:
         document = plugin_health(Path(metrics_dir), name)
+    except NotAnswering as exc:  # its process is there but does not answer: frozen
+        print(f"  plugin health: UNHEALTHY: {exc}")
+        return False
     except HealthUnavailable as exc:
         print(f"  plugin health: unavailable: {exc}")
         return None
