@@ -184,6 +184,7 @@ class MetricsExporter:
         selector.register(listener, selectors.EVENT_READ)
         next_tick = 0.0
         next_write = time.monotonic() + self.settings.interval_s
+        last_failure = ""
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -201,10 +202,12 @@ class MetricsExporter:
                             continue
                         with conn:
                             self._answer(conn)
-                except Exception:  # one bad request or tick never ends metrics and health
+                except Exception as exc:  # one bad request or tick never ends metrics
                     if self._stop.is_set():
                         break
-                    self.logger.exception("metrics: a request or tick failed; going on")
+                    if repr(exc) != last_failure:  # a failure every tick is logged once
+                        last_failure = repr(exc)
+                        self.logger.exception("metrics: a request or tick failed; going on")
         finally:
             selector.close()
             self._clean_up()
