@@ -4,7 +4,9 @@ Imported only when ``EKUIPER_PLUGIN_METRICS_DIR`` is set: with metrics off, no r
 runs a line of this module, and the row paths are the very code they are without it.
 With metrics on, ``instrument`` (called by a runtime's ``start`` on the control thread,
 before the symbol's thread is spawned) wraps the one channel or method each row goes
-through, so the counting happens on the symbol's own thread:
+through, so the counting happens on the symbol's own thread (mostly: an async sink's
+failures count on its event loop's thread, a ``ctx.ack_*`` on whichever thread calls it;
+see ``_metrics`` for what that means for exactness):
 
 - source: the source channel (rows, bytes; error frames; emit blocked by backpressure);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
