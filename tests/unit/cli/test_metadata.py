@@ -116,3 +116,25 @@ def test_diff_paths_names_entries_by_name() -> None:
     new = {"a": [{"name": "x", "type": "float"}, {"name": "y"}], "b": 1}
     assert diff_paths(old, new) == ["a[x].type", "a[y]"]
     assert diff_paths(1, 2) == ["(whole file)"]
+
+
+def test_non_record_config_type_is_a_validate_warning(typed: Path) -> None:
+    """A config_type that is the plugin's own string is a warning, not an error."""
+    text = (typed / "symbols.py").read_text()
+    (typed / "symbols.py").write_text(text.replace("config_type = TicksConfig",
+                                                   'config_type = "json"'))
+    problems = [(p.severity, p.message) for p in validate_plugin(typed).problems
+                if "config_type" in p.message]
+    assert [s for s, _ in problems] == ["warning"]
+    assert "source 'ticks'" in problems[0][1] and "not a dataclass" in problems[0][1]
+
+
+def test_lambda_factory_is_a_validate_warning(typed: Path) -> None:
+    """A symbol registered with a non-class factory is warned of, naming it."""
+    main_py = typed / "tp.py"
+    main_py.write_text(main_py.read_text().replace('{"shout": ShoutFunction}',
+                                                   '{"shout": lambda: ShoutFunction()}'))
+    warnings = [p for p in validate_plugin(typed).problems
+                if p.severity == "warning" and "not a class" in p.message]
+    assert len(warnings) == 1 and "function 'shout'" in warnings[0].message
+    assert "register the class" in warnings[0].fix

@@ -38,22 +38,34 @@ METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
 
 
 
-def _typed_classes(config: PluginConfig) -> list[tuple[str, str, type]]:
-    """(kind plural, symbol, class) of each symbol declaring a config_type or typed call.
+def _typed_classes(config: PluginConfig) -> tuple[list[tuple[str, str, type]],
+                                                  list[list[str]]]:
+    """(kind plural, symbol, class) of each symbol declaring a config_type or typed call,
+    and [message, fix] warnings about symbols whose declaration is not used.
 
     Only factories that are classes: calling a factory could do anything.
     """
+    from ekuiper._runtime.configdecl import config_declaration
     from ekuiper.function import _call_exec
 
     found = []
+    warnings = []
     for kind in KINDS:
         for name, factory in sorted(config.factories(kind.wire).items()):
             if not isinstance(factory, type):
+                warnings.append([f"{kind.noun} {name!r} is registered with a factory that "
+                                 "is not a class, so no metadata is generated from its code",
+                                 "register the class itself to have it generated"])
                 continue
-            if (getattr(factory, "config_type", None) is not None
-                    or getattr(factory, "exec", None) is _call_exec):
+            config_type, why = config_declaration(factory)
+            if why:
+                warnings.append([f"{kind.noun} {name!r}: {why}",
+                                 "make config_type a dataclass or TypedDict class and "
+                                 "annotate conf with it, or rename the attribute if it is "
+                                 "the plugin's own"])
+            if config_type is not None or getattr(factory, "exec", None) is _call_exec:
                 found.append((kind.plural, name, factory))
-    return found
+    return found, warnings
 
 
 def run(config: PluginConfig, transport: Transport | None = None,
@@ -70,7 +82,9 @@ def run(config: PluginConfig, transport: Transport | None = None,
         described: dict[str, object] = {
             "name": config.name,
             **{kind.plural: sorted(config.factories(kind.wire)) for kind in KINDS}}
-        typed = _typed_classes(config)
+        typed, warnings = _typed_classes(config)
+        if warnings:
+            described["warnings"] = warnings
         if typed:
             from ekuiper._metadata import describe_metadata
 

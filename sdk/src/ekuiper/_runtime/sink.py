@@ -96,9 +96,15 @@ class SinkRuntime(SymbolRuntime):
                 self._collect_retrying = collect_with_retry
         conf: Any = dict(config)
         if getattr(type(self.sink), "config_type", None) is not None:
+            from ekuiper._runtime.configdecl import declared
+
+            config_type = declared(type(self.sink), self.logger)
+        else:
+            config_type = None
+        if config_type is not None:
             from ekuiper._runtime.typed import typed_conf
 
-            conf = typed_conf(self.sink, conf, f"{SINK.noun} {self.control.symbol_name!r}",
+            conf = typed_conf(self.sink, config_type, conf, f"{SINK.noun} {self.control.symbol_name!r}",
                               self.logger)
         if async_methods(self.sink, SINK_METHODS):
             from ekuiper._runtime.aio import AsyncSink
