@@ -104,8 +104,8 @@ class SinkRuntime(SymbolRuntime):
         if config_type is not None:
             from ekuiper._runtime.typed import typed_conf
 
-            conf = typed_conf(self.sink, config_type, conf, f"{SINK.noun} {self.control.symbol_name!r}",
-                              self.logger)
+            conf = typed_conf(self.sink, config_type, conf,
+                              f"{SINK.noun} {self.control.symbol_name!r}", self.logger)
         if async_methods(self.sink, SINK_METHODS):
             from ekuiper._runtime.aio import AsyncSink
 

@@ -66,8 +66,8 @@ class SourceRuntime(SymbolRuntime):
         if config_type is not None:
             from ekuiper._runtime.typed import typed_conf
 
-            conf = typed_conf(self.source, config_type, conf, f"{SOURCE.noun} {self.control.symbol_name!r}",
-                              self.logger)
+            conf = typed_conf(self.source, config_type, conf,
+                              f"{SOURCE.noun} {self.control.symbol_name!r}", self.logger)
         if async_methods(self.source, SOURCE_METHODS):
             from ekuiper._runtime.aio import AsyncSource
 
