@@ -17,7 +17,8 @@ import pytest
 
 from ekuiper import Context, ErrorPolicy, Function, PluginConfig, Sink, Source
 from ekuiper._protocol import Control, Meta
-from ekuiper._runtime import aio
+from ekuiper._runtime import aio, base
+from ekuiper._runtime import sink as sink_runtime
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import ChannelTimeout
@@ -530,6 +531,24 @@ def test_close_cancels_collects_still_running_after_the_bound(
     sink = Hangs()
     run_sink(sink, [{"a": 1}, {"a": 2}])
     assert sink.cancelled == 2
+
+
+def test_stop_with_a_full_window_is_bounded_and_leaves_no_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message waiting for a slot behind hanging collects is dropped at stop: the stop
+    takes about CLOSE_TIMEOUT_S once, and the sink's thread has ended when it returns."""
+    for module in (aio, base, sink_runtime):
+        monkeypatch.setattr(module, "CLOSE_TIMEOUT_S", 1.0, raising=False)
+    before = set(threading.enumerate())
+    sink = Hangs()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):  # the third message never gets a slot
+        run_sink(sink, [{"a": i} for i in range(Hangs.max_in_flight + 1)], timeout=0.3)
+    assert time.monotonic() - started < 0.3 + 1.6  # once 1.0 s, not twice
+    assert sink.cancelled == Hangs.max_in_flight
+    left = [t for t in set(threading.enumerate()) - before
+            if t.is_alive() and t.name != aio.LOOP_THREAD_NAME]
+    assert left == []
 
 
 # -- functions ----------------------------------------------------------------------------
