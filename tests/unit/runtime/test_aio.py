@@ -575,6 +575,34 @@ def test_async_exec_exception_propagates() -> None:
         call_function(Divide(), 1, 0)
 
 
+class HangingExec(Function):
+    def __init__(self) -> None:
+        self.running = threading.Event()
+
+    async def exec(self, args: list[Any], ctx: Context) -> Any:
+        self.running.set()
+        await asyncio.sleep(60)
+
+
+def test_stop_cancels_a_running_async_exec_before_waiting() -> None:
+    """Stopping a function whose async exec hangs cancels it at once: no CLOSE_TIMEOUT_S."""
+    from ekuiper._runtime.function import FunctionRuntime
+
+    function = HangingExec()
+    transport = MemoryTransport()
+    runtime = FunctionRuntime(Control("hang", "func", Meta("", "", 0)), function, "p",
+                              transport, logging.getLogger("test.hang"))
+    runtime.start()
+    meta = json.dumps({"ruleId": "r", "opId": "o", "instanceId": 0, "funcId": 0})
+    request = {"func": "Exec", "arg": [meta]}
+    transport.channels["function:hang"].inbox.put(json.dumps(request).encode())
+    assert function.running.wait(5)
+    started = time.monotonic()
+    runtime.stop()
+    assert time.monotonic() - started < 2.0
+    assert runtime.thread is not None and not runtime.thread.is_alive()
+
+
 def test_async_validate_is_refused_with_a_clear_error() -> None:
     """Only exec may be async: an async validate fails the function's start."""
     class AsyncValidate(Double):
