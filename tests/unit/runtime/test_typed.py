@@ -175,6 +175,23 @@ def test_typed_function_exec_and_validate() -> None:
         "shout(text: str, times: int = 1)")
 
 
+def test_direct_exec_binds_the_call_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calling a typed function's exec directly builds its binder once per instance."""
+    from ekuiper import _typed
+
+    built = []
+    real = _typed.bind_call
+
+    def counting(obj: Any, spec: Any) -> Any:
+        built.append(obj)
+        return real(obj, spec)
+
+    monkeypatch.setattr(_typed, "bind_call", counting)
+    shout = Shout()
+    assert [shout.exec(["ab", 2], None) for _ in range(3)] == ["ABAB"] * 3
+    assert len(built) == 1
+
+
 def test_exec_wins_over_call() -> None:
     """A class with both exec and call is an untyped function: exec runs, validate accepts."""
     assert call_function(Both(), 1, 2, 3) == "exec"
