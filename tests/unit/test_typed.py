@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ekuiper import Context, Function
 from ekuiper._typed import (
     EKUIPER_KEYS,
+    _pep604_fix,
     bind_call,
     call_spec,
     check_call_nodes,
@@ -466,3 +467,10 @@ def test_record_argument_is_built_and_its_errors_are_argument_errors() -> None:
         invoke([{"x": "a"}], None)
     assert check_call_nodes(call_spec(Norm, "norm"), [{"Val": 3}]).startswith(
         "argument 1 (p) of norm(): expected an object (Point), got 3 (int)")
+
+
+def test_pipe_union_on_python_3_9_says_to_use_optional() -> None:
+    """On 3.9 the TypeError from evaluating T | None gets the Optional[T] fix."""
+    exc = TypeError("unsupported operand type(s) for |: 'type' and 'NoneType'")
+    assert "write Optional[T]" in _pep604_fix(exc, (3, 9, 18))
+    assert _pep604_fix(exc, (3, 10, 0)) == ""

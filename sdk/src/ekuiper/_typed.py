@@ -27,6 +27,7 @@ import enum
 import inspect
 import math
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -400,7 +401,14 @@ def _hints(tp: Any, owner: str) -> dict[str, Any]:
         return typing.get_type_hints(tp, include_extras=True)
     except Exception as exc:  # NameError for a forward reference nobody defined, ...
         raise TypeError(f"{owner}: cannot read its type hints ({type(exc).__name__}: "
-                        f"{exc})") from None
+                        f"{exc}){_pep604_fix(exc)}") from None
+
+
+def _pep604_fix(exc: Exception, version: tuple[int, ...] = tuple(sys.version_info)) -> str:
+    """What to write instead of ``T | None``, which Python 3.9 cannot evaluate."""
+    if version < (3, 10) and isinstance(exc, TypeError) and "|" in str(exc):
+        return "; Python 3.9 cannot evaluate T | None: write Optional[T] (and Union[A, B])"
+    return ""
 
 
 _specs: dict[tuple[type, bool], ConfigSpec] = {}
