@@ -404,7 +404,7 @@ def _hints(tp: Any, owner: str) -> dict[str, Any]:
                         f"{exc}){_pep604_fix(exc)}") from None
 
 
-def _pep604_fix(exc: Exception, version: tuple[int, ...] = tuple(sys.version_info)) -> str:
+def _pep604_fix(exc: Exception, version: tuple[int, ...] = sys.version_info[:3]) -> str:
     """What to write instead of ``T | None``, which Python 3.9 cannot evaluate."""
     if version < (3, 10) and isinstance(exc, TypeError) and "|" in str(exc):
         return "; Python 3.9 cannot evaluate T | None: write Optional[T] (and Union[A, B])"

@@ -24,6 +24,10 @@ _DICT_NAMES = re.compile(r"^(typing\.|collections\.abc\.|t\.)?"
 _DICT_TYPES = (dict, Mapping, MutableMapping)
 
 
+def _any(cls: type) -> Any:
+    return cls
+
+
 def _is_record(tp: Any) -> bool:
     if not isinstance(tp, type):
         return False
@@ -35,7 +39,7 @@ def _is_record(tp: Any) -> bool:
 def _wants_dict(cls: type) -> bool:
     """Whether ``cls.configure`` annotates its ``conf`` as a dict or Mapping."""
     try:
-        params = list(inspect.signature(cls.configure).parameters.values())
+        params = list(inspect.signature(_any(cls).configure).parameters.values())
     except (TypeError, ValueError, AttributeError):
         return False
     param = next((p for p in params if p.name == "conf"), params[-1] if params else None)
@@ -78,7 +82,7 @@ def declared(cls: type, logger: Any) -> Any:
     if why and cls not in _told:
         _told.add(cls)
         if config_type is None and getattr(cls, "config_type", None) is not None \
-                and not _is_record(cls.config_type):
+                and not _is_record(_any(cls).config_type):
             logger.warning("%s", why)
         else:
             logger.debug("%s", why)
