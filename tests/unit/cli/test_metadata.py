@@ -138,3 +138,12 @@ def test_lambda_factory_is_a_validate_warning(typed: Path) -> None:
                 if p.severity == "warning" and "not a class" in p.message]
     assert len(warnings) == 1 and "function 'shout'" in warnings[0].message
     assert "register the class" in warnings[0].fix
+
+
+def test_symbol_name_that_is_no_identifier_is_never_a_path(tmp_path: Path) -> None:
+    """A generated entry whose symbol name could leave the folder is an error, not a file."""
+    from ekuiper._cli.metadata import metadata_files
+
+    described = {"metadata": {"sources": {"../../escape": {"about": {}, "properties": {}}}}}
+    (entry,) = metadata_files(tmp_path / "p", described)
+    assert "not a valid symbol name" in entry.error and not entry.exists
