@@ -551,6 +551,24 @@ def test_stop_with_a_full_window_is_bounded_and_leaves_no_thread(
     assert left == []
 
 
+def test_task_started_in_an_empty_context_outlives_the_symbol() -> None:
+    """A task started via contextvars.Context().run belongs to no symbol: stop spares it."""
+    import contextvars
+
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    class Starts(Sink):
+        async def collect(self, ctx: Context, data: Any) -> None:
+            tasks["owned"] = asyncio.ensure_future(asyncio.sleep(30))
+            tasks["shared"] = contextvars.Context().run(asyncio.ensure_future,
+                                                        asyncio.sleep(30))
+
+    run_sink(Starts(), [{"a": 1}])
+    _wait_for(lambda: tasks["owned"].cancelled(), "the owned task's cancel")
+    assert not tasks["shared"].done()
+    aio.loop().call_soon_threadsafe(tasks["shared"].cancel)
+
+
 # -- functions ----------------------------------------------------------------------------
 
 
