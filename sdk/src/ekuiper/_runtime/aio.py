@@ -22,7 +22,15 @@ Threads:
 
 Every task a symbol instance starts, directly or through tasks it created
 (``asyncio.create_task`` inside ``open``, ``collect`` or ``exec``), belongs to its
-:class:`Owner`; stopping the symbol cancels them and waits a bounded time.
+:class:`Owner`; stopping the symbol cancels them and waits a bounded time. Ownership
+follows the context, not the code: a task a shared client (used by several symbols)
+creates while one symbol's coroutine calls it belongs to that symbol too, and dies with
+it. A task started in an empty context (``contextvars.Context().run(asyncio.ensure_future,
+coro)``) belongs to no symbol: the README's pattern for a shared client's background work.
+
+Blocking calls symbols make from the loop hold up every async symbol: ``ctx.get_state`` /
+``put_state`` (SQLite, up to its busy timeout), and ``ctx.ack_ok``/``ack_error`` from an
+async collect (the ack is sent from the loop, waiting while eKuiper does not read it).
 """
 
 from __future__ import annotations
