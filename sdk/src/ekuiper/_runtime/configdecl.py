@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["config_declaration", "declared"]
+__all__ = ["config_declaration", "declared", "is_record"]
 
 _DICT_NAMES = re.compile(r"^(typing\.|collections\.abc\.|t\.)?"
                          r"(dict|Dict|Mapping|MutableMapping)\b")
@@ -28,7 +28,7 @@ def _any(cls: type) -> Any:
     return cls
 
 
-def _is_record(tp: Any) -> bool:
+def is_record(tp: Any) -> bool:
     if not isinstance(tp, type):
         return False
     typed_dict = (isinstance(getattr(tp, "__required_keys__", None), frozenset)
@@ -59,7 +59,7 @@ def config_declaration(cls: type) -> tuple[Any, str]:
     config_type = getattr(cls, "config_type", None)
     if config_type is None:
         return None, ""
-    if not _is_record(config_type):
+    if not is_record(config_type):
         return None, (f"{cls.__qualname__}.config_type is {config_type!r}, not a dataclass "
                       "or TypedDict class, so it does not declare typed config: configure "
                       "gets the conf dict")
@@ -82,7 +82,7 @@ def declared(cls: type, logger: Any) -> Any:
     if why and cls not in _told:
         _told.add(cls)
         if config_type is None and getattr(cls, "config_type", None) is not None \
-                and not _is_record(_any(cls).config_type):
+                and not is_record(_any(cls).config_type):
             logger.warning("%s", why)
         else:
             logger.debug("%s", why)

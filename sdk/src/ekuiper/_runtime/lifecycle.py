@@ -45,7 +45,7 @@ def _typed_classes(config: PluginConfig) -> tuple[list[tuple[str, str, type]],
 
     Only factories that are classes: calling a factory could do anything.
     """
-    from ekuiper._runtime.configdecl import config_declaration
+    from ekuiper._runtime.configdecl import config_declaration, is_record
     from ekuiper.function import _call_exec
 
     found = []
@@ -58,7 +58,7 @@ def _typed_classes(config: PluginConfig) -> tuple[list[tuple[str, str, type]],
                                  "register the class itself to have it generated"])
                 continue
             config_type, why = config_declaration(factory)
-            if why:
+            if why and not is_record(getattr(factory, "config_type", None)):
                 warnings.append([f"{kind.noun} {name!r}: {why}",
                                  "make config_type a dataclass or TypedDict class and "
                                  "annotate conf with it, or rename the attribute if it is "
