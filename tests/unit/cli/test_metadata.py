@@ -129,15 +129,17 @@ def test_non_record_config_type_is_a_validate_warning(typed: Path) -> None:
     assert "source 'ticks'" in problems[0][1] and "not a dataclass" in problems[0][1]
 
 
-def test_lambda_factory_is_a_validate_warning(typed: Path) -> None:
-    """A symbol registered with a non-class factory is warned of, naming it."""
+def test_lambda_factory_is_named_by_metadata(typed: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """metadata names a symbol registered with a non-class factory and says to register
+    the class."""
     main_py = typed / "tp.py"
     main_py.write_text(main_py.read_text().replace('{"shout": ShoutFunction}',
                                                    '{"shout": lambda: ShoutFunction()}'))
-    warnings = [p for p in validate_plugin(typed).problems
-                if p.severity == "warning" and "not a class" in p.message]
-    assert len(warnings) == 1 and "function 'shout'" in warnings[0].message
-    assert "register the class" in warnings[0].fix
+    main(["metadata", str(typed)])
+    out = capsys.readouterr().out
+    assert "warning: function 'shout' is registered with a factory that is not a class" in out
+    assert "register the class itself" in out
 
 
 def test_symbol_name_that_is_no_identifier_is_never_a_path(tmp_path: Path) -> None:
