@@ -255,7 +255,8 @@ class S(Source):
     def open(self, ctx: Any) -> None:
         pass
 F().validate([])
-loaded = [m for m in ("ekuiper._typed", "ekuiper._runtime.typed", "dataclasses", "inspect")
+loaded = [m for m in ("ekuiper._typed", "ekuiper._runtime.typed", "ekuiper._runtime.configdecl",
+                    "dataclasses", "inspect")
           if m in sys.modules]
 assert not loaded, loaded
 """
