@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ekuiper import Context, Function
 from ekuiper._typed import (
     EKUIPER_KEYS,
+    _pep604_fix,
     bind_call,
     call_spec,
     check_call_nodes,
@@ -154,11 +155,48 @@ def test_nested_error_names_the_path() -> None:
         conv(servers=[{"host": "a"}, {"host": "b", "port": "x"}])
 
 
-def test_nested_unknown_key_is_an_error() -> None:
-    """Inside a nested record every key is the plugin's own, so a stray one is an error."""
-    with pytest.raises(ConfigError, match=r"server: unknown property 'hots' \(did you mean "
+def test_nested_unknown_key_follows_config_unknown() -> None:
+    """A nested record's undeclared key is returned with its path, as a top-level one is."""
+    value, unknown = convert_config(Conf, {"name": "n", "server": {"host": "h", "x": 1}})
+    assert value.server == Server("h") and unknown == ["server.x"]
+
+
+def test_nested_unknown_key_error_mode_names_the_path() -> None:
+    """config_unknown="error" refuses a nested undeclared key, naming its path."""
+    with pytest.raises(ConfigError, match=r"^unknown property 'server\.x'"):
+        convert_config(Conf, {"name": "n", "server": {"host": "h", "x": 1}}, "error")
+
+
+def test_nested_typo_of_a_required_field_names_the_typo() -> None:
+    """A typo'd required nested key fails as missing, naming the typo and the fix."""
+    with pytest.raises(ConfigError, match=r"missing required property in server: host "
+                                          r"\(str\); undeclared 'hots' given \(did you mean "
                                           r"'host'\?\)"):
         conv(server={"hots": "h"})
+
+
+def test_int_past_the_digit_limit_is_a_config_error() -> None:
+    """A quoted integer too long for int() is a ConfigError naming the field."""
+    with pytest.raises(ConfigError, match=r"^count: expected an integer"):
+        conv(count="1" * 5000)
+
+
+def test_duration_too_large_for_a_float_is_a_config_error() -> None:
+    """A millisecond count too large for a float is a ConfigError naming the field."""
+    with pytest.raises(ConfigError, match=r"^every: expected a duration"):
+        conv(every=10**400)
+
+
+@dataclass
+class Node:
+    value: int = 0
+    child: Optional[Node] = None  # noqa: UP045
+
+
+def test_recursive_record_is_refused_as_unsupported() -> None:
+    """A dataclass containing itself is a TypeError saying recursive types are unsupported."""
+    with pytest.raises(TypeError, match=r"Node contains itself \(a recursive type\)"):
+        config_spec(Node)
 
 
 def test_missing_required_field_is_named_with_its_type() -> None:
@@ -260,8 +298,9 @@ def test_type_label_reads_like_python() -> None:
 
 # -- conf: hostile values never crash --------------------------------------------------
 
+hostile = st.sampled_from([10**400, -(10**400), "1" * 5000, "9" * 400, 2**63, "1e999"])
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | hostile,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                max_size=4),
     max_leaves=12)
@@ -428,3 +467,10 @@ def test_record_argument_is_built_and_its_errors_are_argument_errors() -> None:
         invoke([{"x": "a"}], None)
     assert check_call_nodes(call_spec(Norm, "norm"), [{"Val": 3}]).startswith(
         "argument 1 (p) of norm(): expected an object (Point), got 3 (int)")
+
+
+def test_pipe_union_on_python_3_9_says_to_use_optional() -> None:
+    """On 3.9 the TypeError from evaluating T | None gets the Optional[T] fix."""
+    exc = TypeError("unsupported operand type(s) for |: 'type' and 'NoneType'")
+    assert "write Optional[T]" in _pep604_fix(exc, (3, 9, 18))
+    assert _pep604_fix(exc, (3, 10, 0)) == ""

@@ -178,16 +178,24 @@ def parse_duration(field: str, value: Any, where: str) -> float:
     return seconds
 
 
+_told: set[tuple[str, str]] = set()
+
+
 def _class_policy(noun: str, symbol: str, value: Any, kind: str, hint: str) -> ErrorPolicy | None:
     where = f"{noun} {symbol!r}: on_error"
     if value is None:
         return None
-    if callable(value) and not isinstance(value, ErrorPolicy):
-        # A plugin written before policies may have its own on_error method: not a policy.
-        return None
     if not isinstance(value, ErrorPolicy):
-        raise PolicyError(f"{where} is {value!r:.80} ({type(value).__name__}); expected "
-                          f"{hint} or None")
+        # A plugin written before policies may have its own on_error (a method, a flag, a
+        # string it reads itself): not a policy, and never a reason to refuse the start.
+        if not callable(value) and (noun, symbol) not in _told:
+            _told.add((noun, symbol))
+            import logging
+
+            logging.getLogger("ekuiper").warning(
+                "%s is %.80r (%s), not an ErrorPolicy, so it is no error policy; use %s "
+                "for one", where, value, type(value).__name__, hint)
+        return None
     if value.kind != kind:
         raise PolicyError(f"{where} is {value.describe()}, which is not for a {noun}; "
                           f"expected {hint} or None")

@@ -21,11 +21,13 @@ the value and the expected type; any other exception from hostile input is a bug
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import inspect
 import math
 import re
+import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -166,7 +168,10 @@ class _Rules:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return int(value)
         if self.lenient and isinstance(value, str) and _INT_RE.match(value.strip()):
-            return int(value.strip())
+            try:
+                return int(value.strip())
+            except ValueError:  # past Python's digit limit for int("...")
+                pass
         return _fail(self.err, path, value, "an integer (int)")  # type: ignore[no-any-return]
 
     def to_float(self, value: Any, path: str) -> float:
@@ -209,7 +214,10 @@ class _Rules:
         if isinstance(value, timedelta):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = value / 1000.0  # eKuiper's DurationConf: a number is milliseconds
+            try:
+                seconds = value / 1000.0  # eKuiper's DurationConf: a number is milliseconds
+            except OverflowError:  # an int too large for a float
+                seconds = None
         elif self.lenient and isinstance(value, str):
             seconds = go_duration_seconds(value)
         if seconds is not None and math.isfinite(seconds):
@@ -254,7 +262,16 @@ def _converter(tp: Any, rules: _Rules, owner: str) -> Convert | None:
                         type_label(tp))
     if isinstance(tp, type) and (dataclasses.is_dataclass(tp) or _is_typeddict(tp)):
         spec = config_spec(tp, rules.lenient)
-        return lambda value, path: _record(spec, value, path, rules, strict_keys=True)[0]
+
+        def record(value: Any, path: str) -> Any:
+            # Inside convert_config, nested undeclared keys follow config_unknown as the
+            # top level's do; anywhere else (a function argument) they are refused.
+            collected = _nested_unknown.get()
+            value, unknown = _record(spec, value, path, rules, strict_keys=collected is None)
+            if collected is not None:
+                collected.extend(f"{path}.{key}" for key in unknown)
+            return value
+        return record
     raise TypeError(f"{owner}: cannot convert to {type_label(tp)}; use int, float, bool, "
                     "str, timedelta, Literal, an Enum, list, dict, a dataclass or a TypedDict")
 
@@ -384,10 +401,22 @@ def _hints(tp: Any, owner: str) -> dict[str, Any]:
         return typing.get_type_hints(tp, include_extras=True)
     except Exception as exc:  # NameError for a forward reference nobody defined, ...
         raise TypeError(f"{owner}: cannot read its type hints ({type(exc).__name__}: "
-                        f"{exc})") from None
+                        f"{exc}){_pep604_fix(exc)}") from None
+
+
+def _pep604_fix(exc: Exception, version: tuple[int, ...] = sys.version_info[:3]) -> str:
+    """What to write instead of ``T | None``, which Python 3.9 cannot evaluate."""
+    if version < (3, 10) and isinstance(exc, TypeError) and "|" in str(exc):
+        return "; Python 3.9 cannot evaluate T | None: write Optional[T] (and Union[A, B])"
+    return ""
 
 
 _specs: dict[tuple[type, bool], ConfigSpec] = {}
+# The nested records' undeclared keys (as paths) while convert_config runs, else None.
+_nested_unknown: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "ekuiper_nested_unknown", default=None)
+# The records whose spec is being built: a field of one of them naming it again is a cycle.
+_building: set[tuple[type, bool]] = set()
 
 
 def config_spec(cls: type, lenient: bool = True) -> ConfigSpec:
@@ -400,6 +429,17 @@ def config_spec(cls: type, lenient: bool = True) -> ConfigSpec:
     if cached is not None:
         return cached
     owner = getattr(cls, "__qualname__", repr(cls))
+    if (cls, lenient) in _building:
+        raise TypeError(f"{owner} contains itself (a recursive type); config and argument "
+                        "types must be finite: use dict[str, Any] for the recursive part")
+    _building.add((cls, lenient))
+    try:
+        return _config_spec(cls, lenient, owner)
+    finally:
+        _building.discard((cls, lenient))
+
+
+def _config_spec(cls: type, lenient: bool, owner: str) -> ConfigSpec:
     # Lenient is the conf's strictness, strict a function argument's (a map given to a
     # dataclass parameter): each raises its own error.
     rules = _Rules(lenient, ConfigError if lenient else ArgumentError)
@@ -458,8 +498,10 @@ def _record(spec: ConfigSpec, value: Any, path: str, rules: _Rules,
     if missing:
         names = ", ".join(f"{f.name} ({type_label(f.type)})" for f in missing)
         where = f" in {path}" if path else ""
+        typo = (f"; undeclared {unknown[0]!r} given{_suggest(unknown[0], spec)}"
+                if unknown and path else "")
         raise rules.err(f"missing required propert{'y' if len(missing) == 1 else 'ies'}"
-                        f"{where}: {names}")
+                        f"{where}: {names}{typo}")
     if spec.typed_dict:
         return out, unknown
     try:
@@ -472,6 +514,8 @@ def _record(spec: ConfigSpec, value: Any, path: str, rules: _Rules,
 def _suggest(key: str, spec: ConfigSpec) -> str:
     import difflib  # only on the error path
 
+    if "." in key:  # a nested record's key: its own record was the one to suggest from
+        return ""
     close = difflib.get_close_matches(key, list(spec.by_name), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -488,8 +532,13 @@ def convert_config(cls: type, conf: Mapping[str, Any],
     spec = config_spec(cls)
     if unknown not in ("warn", "ignore", "error"):
         raise TypeError(f"config_unknown must be 'warn', 'ignore' or 'error', got {unknown!r}")
-    value, extra = _record(spec, conf, "", _Rules(True, ConfigError), strict_keys=False)
-    extra = [k for k in extra if k not in EKUIPER_KEYS]
+    nested: list[str] = []
+    token = _nested_unknown.set(nested)
+    try:
+        value, extra = _record(spec, conf, "", _Rules(True, ConfigError), strict_keys=False)
+    finally:
+        _nested_unknown.reset(token)
+    extra = [k for k in extra if k not in EKUIPER_KEYS] + nested
     if extra and unknown == "error":
         raise ConfigError(f"unknown propert{'y' if len(extra) == 1 else 'ies'} "
                           f"{', '.join(repr(k) for k in extra[:10])}{_suggest(extra[0], spec)}; "

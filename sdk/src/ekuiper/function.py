@@ -13,12 +13,25 @@ if TYPE_CHECKING:
 __all__ = ["Function"]
 
 
-def _call_exec(self: Function, args: list[Any], ctx: Context) -> Any:
-    """``exec`` of a function that declares a typed ``call`` instead (see Function)."""
-    from ekuiper import _typed
+_BOUND = "_ekuiper_bound_call"
 
-    spec = _typed.call_spec(type(self))
-    return _typed.bind_call(self, spec)(list(args), ctx)  # the binder may convert in place
+
+def _call_exec(self: Function, args: list[Any], ctx: Context) -> Any:
+    """``exec`` of a function that declares a typed ``call`` instead (see Function).
+
+    The binder is built on the first direct call and kept on the instance (the runtime
+    binds its own once at start); an instance without a ``__dict__`` rebuilds it.
+    """
+    bound = getattr(self, "__dict__", {}).get(_BOUND)
+    if bound is None:
+        from ekuiper import _typed
+
+        bound = _typed.bind_call(self, _typed.call_spec(type(self)))
+        try:
+            self.__dict__[_BOUND] = bound
+        except AttributeError:
+            pass
+    return bound(list(args), ctx)  # a copy: the binder may convert in place
 
 
 class Function(ABC):  # noqa: B024 (exec is abstract at run time, see below)

@@ -46,7 +46,8 @@ class Sink(ABC):
     makes ``configure`` get an instance converted from the action's properties; eKuiper's
     own (``sendSingle``, ``requireAck``, ``format``, ...) are dropped unless declared, and
     ``config_unknown`` says what other undeclared ones do (``"warn"``, ``"error"``,
-    ``"ignore"``).
+    ``"ignore"``); the same rule as for sources says when ``config_type`` declares it.
+    An ``on_error`` that is not an ErrorPolicy is the plugin's own: no policy, a warning.
 
     Any of these methods may be ``async def`` (they then run on the plugin's event loop).
     An async ``collect`` handles one message at a time unless the class sets

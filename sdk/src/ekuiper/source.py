@@ -31,7 +31,10 @@ class Source(ABC):
     fails the rule's start with a ConfigError naming the property, the value and the type.
     Keys eKuiper adds itself (``format``, ``datasource``, ...) are dropped unless declared;
     ``config_unknown`` says what other undeclared keys do: ``"warn"`` (log them once per
-    start, naming the nearest declared one), ``"error"`` or ``"ignore"``.
+    start, naming the nearest declared one), ``"error"`` or ``"ignore"``. A ``configure``
+    annotating ``conf`` as ``dict``/``Mapping`` gets the dict unconverted, and a
+    ``config_type`` that is not a dataclass/TypedDict class is the plugin's own attribute
+    (the dict, a warning): official-SDK plugins using that name keep working.
 
     Any of these methods may be ``async def``; they then run on the plugin's one event
     loop. An async ``open`` emits with ``await ctx.emit_async(row)``, or is an async

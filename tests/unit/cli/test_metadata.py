@@ -116,3 +116,36 @@ def test_diff_paths_names_entries_by_name() -> None:
     new = {"a": [{"name": "x", "type": "float"}, {"name": "y"}], "b": 1}
     assert diff_paths(old, new) == ["a[x].type", "a[y]"]
     assert diff_paths(1, 2) == ["(whole file)"]
+
+
+def test_non_record_config_type_is_a_validate_warning(typed: Path) -> None:
+    """A config_type that is the plugin's own string is a warning, not an error."""
+    text = (typed / "symbols.py").read_text()
+    (typed / "symbols.py").write_text(text.replace("config_type = TicksConfig",
+                                                   'config_type = "json"'))
+    problems = [(p.severity, p.message) for p in validate_plugin(typed).problems
+                if "config_type" in p.message]
+    assert [s for s, _ in problems] == ["warning"]
+    assert "source 'ticks'" in problems[0][1] and "not a dataclass" in problems[0][1]
+
+
+def test_lambda_factory_is_named_by_metadata(typed: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """metadata names a symbol registered with a non-class factory and says to register
+    the class."""
+    main_py = typed / "tp.py"
+    main_py.write_text(main_py.read_text().replace('{"shout": ShoutFunction}',
+                                                   '{"shout": lambda: ShoutFunction()}'))
+    main(["metadata", str(typed)])
+    out = capsys.readouterr().out
+    assert "warning: function 'shout' is registered with a factory that is not a class" in out
+    assert "register the class itself" in out
+
+
+def test_symbol_name_that_is_no_identifier_is_never_a_path(tmp_path: Path) -> None:
+    """A generated entry whose symbol name could leave the folder is an error, not a file."""
+    from ekuiper._cli.metadata import metadata_files
+
+    described = {"metadata": {"sources": {"../../escape": {"about": {}, "properties": {}}}}}
+    (entry,) = metadata_files(tmp_path / "p", described)
+    assert "not a valid symbol name" in entry.error and not entry.exists

@@ -17,7 +17,8 @@ import pytest
 
 from ekuiper import Context, ErrorPolicy, Function, PluginConfig, Sink, Source
 from ekuiper._protocol import Control, Meta
-from ekuiper._runtime import aio
+from ekuiper._runtime import aio, base
+from ekuiper._runtime import sink as sink_runtime
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import ChannelTimeout
@@ -532,6 +533,42 @@ def test_close_cancels_collects_still_running_after_the_bound(
     assert sink.cancelled == 2
 
 
+def test_stop_with_a_full_window_is_bounded_and_leaves_no_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message waiting for a slot behind hanging collects is dropped at stop: the stop
+    takes about CLOSE_TIMEOUT_S once, and the sink's thread has ended when it returns."""
+    for module in (aio, base, sink_runtime):
+        monkeypatch.setattr(module, "CLOSE_TIMEOUT_S", 1.0, raising=False)
+    before = set(threading.enumerate())
+    sink = Hangs()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):  # the third message never gets a slot
+        run_sink(sink, [{"a": i} for i in range(Hangs.max_in_flight + 1)], timeout=0.3)
+    assert time.monotonic() - started < 0.3 + 1.6  # once 1.0 s, not twice
+    assert sink.cancelled == Hangs.max_in_flight
+    left = [t for t in set(threading.enumerate()) - before
+            if t.is_alive() and t.name != aio.LOOP_THREAD_NAME]
+    assert left == []
+
+
+def test_task_started_in_an_empty_context_outlives_the_symbol() -> None:
+    """A task started via contextvars.Context().run belongs to no symbol: stop spares it."""
+    import contextvars
+
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    class Starts(Sink):
+        async def collect(self, ctx: Context, data: Any) -> None:
+            tasks["owned"] = asyncio.ensure_future(asyncio.sleep(30))
+            tasks["shared"] = contextvars.Context().run(asyncio.ensure_future,
+                                                        asyncio.sleep(30))
+
+    run_sink(Starts(), [{"a": 1}])
+    _wait_for(lambda: tasks["owned"].cancelled(), "the owned task's cancel")
+    assert not tasks["shared"].done()
+    aio.loop().call_soon_threadsafe(tasks["shared"].cancel)
+
+
 # -- functions ----------------------------------------------------------------------------
 
 
@@ -554,6 +591,34 @@ def test_async_exec_exception_propagates() -> None:
 
     with pytest.raises(ZeroDivisionError):
         call_function(Divide(), 1, 0)
+
+
+class HangingExec(Function):
+    def __init__(self) -> None:
+        self.running = threading.Event()
+
+    async def exec(self, args: list[Any], ctx: Context) -> Any:
+        self.running.set()
+        await asyncio.sleep(60)
+
+
+def test_stop_cancels_a_running_async_exec_before_waiting() -> None:
+    """Stopping a function whose async exec hangs cancels it at once: no CLOSE_TIMEOUT_S."""
+    from ekuiper._runtime.function import FunctionRuntime
+
+    function = HangingExec()
+    transport = MemoryTransport()
+    runtime = FunctionRuntime(Control("hang", "func", Meta("", "", 0)), function, "p",
+                              transport, logging.getLogger("test.hang"))
+    runtime.start()
+    meta = json.dumps({"ruleId": "r", "opId": "o", "instanceId": 0, "funcId": 0})
+    request = {"func": "Exec", "arg": [meta]}
+    transport.channels["function:hang"].inbox.put(json.dumps(request).encode())
+    assert function.running.wait(5)
+    started = time.monotonic()
+    runtime.stop()
+    assert time.monotonic() - started < 2.0
+    assert runtime.thread is not None and not runtime.thread.is_alive()
 
 
 def test_async_validate_is_refused_with_a_clear_error() -> None:

@@ -197,7 +197,6 @@ def test_replaced_rows_log_one_traceback_per_site(caplog: pytest.LogCaptureFixtu
 
 
 @pytest.mark.parametrize(("on_error", "expected"), [
-    ("null", r"function 'divides': on_error is 'null' \(str\)"),
     (ErrorPolicy.retry(1), "not for a function"),
     (ErrorPolicy.default(object()), "on_error default <object object at .* cannot be sent"),
 ])

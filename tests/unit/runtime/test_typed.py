@@ -115,6 +115,45 @@ def test_untyped_source_gets_the_dict_as_before() -> None:
     assert run_source(Untyped(), "d", conf).rows == [{"conf": conf}]
 
 
+class OwnParser(Source):
+    """Written for the official SDK: keeps its own class in config_type and parses the dict."""
+
+    config_type = TicksConfig
+
+    def configure(self, datasource: str, conf: dict) -> None:  # type: ignore[type-arg]
+        self.conf = self.config_type(**{k: v for k, v in conf.items() if k != "format"})
+
+    def open(self, ctx: Context) -> None:
+        ctx.emit({"interval": self.conf.interval, "type": type(self.conf).__name__})
+
+
+class FormatName(Untyped):
+    config_type = "json"  # type: ignore[assignment]
+
+
+class PlainClass(Untyped):
+    config_type = dict  # type: ignore[assignment]
+
+
+def test_conf_annotated_as_dict_gets_the_dict() -> None:
+    """A configure annotating conf as dict gets the dict even with a dataclass config_type."""
+    rows = run_source(OwnParser(), "d", {"interval": 2, "format": "json"}).rows
+    assert rows == [{"interval": 2, "type": "TicksConfig"}]
+
+
+def test_non_class_config_type_gets_the_dict(caplog: pytest.LogCaptureFixture) -> None:
+    """A config_type that is not a class (a string) is the plugin's own: the dict, a warning."""
+    with caplog.at_level(logging.WARNING):
+        rows = run_source(FormatName(), "d", {"a": 1}).rows
+    assert rows == [{"conf": {"a": 1}}]
+    assert any("not a dataclass or TypedDict" in r.getMessage() for r in caplog.records)
+
+
+def test_non_record_class_config_type_gets_the_dict() -> None:
+    """A config_type class that is neither a dataclass nor a TypedDict: the dict as before."""
+    assert run_source(PlainClass(), "d", {"a": 1}).rows == [{"conf": {"a": 1}}]
+
+
 def test_sink_gets_converted_instance_and_bad_value_fails() -> None:
     """A sink's action properties convert (eKuiper's own dropped); a bad one fails start."""
     Out.seen.clear()
@@ -134,6 +173,23 @@ def test_typed_function_exec_and_validate() -> None:
     assert validate(Shout(), [{"Val": 1}]) == (
         "argument 1 (text) of shout(): expected a string (str), got 1 (int): "
         "shout(text: str, times: int = 1)")
+
+
+def test_direct_exec_binds_the_call_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calling a typed function's exec directly builds its binder once per instance."""
+    from ekuiper import _typed
+
+    built = []
+    real = _typed.bind_call
+
+    def counting(obj: Any, spec: Any) -> Any:
+        built.append(obj)
+        return real(obj, spec)
+
+    monkeypatch.setattr(_typed, "bind_call", counting)
+    shout = Shout()
+    assert [shout.exec(["ab", 2], None) for _ in range(3)] == ["ABAB"] * 3
+    assert len(built) == 1
 
 
 def test_exec_wins_over_call() -> None:
@@ -199,7 +255,8 @@ class S(Source):
     def open(self, ctx: Any) -> None:
         pass
 F().validate([])
-loaded = [m for m in ("ekuiper._typed", "ekuiper._runtime.typed", "dataclasses", "inspect")
+loaded = [m for m in ("ekuiper._typed", "ekuiper._runtime.typed", "ekuiper._runtime.configdecl",
+                    "dataclasses", "inspect")
           if m in sys.modules]
 assert not loaded, loaded
 """

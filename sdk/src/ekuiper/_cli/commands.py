@@ -143,6 +143,9 @@ def cmd_metadata(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
         raise CliError("cannot read the plugin's symbols; fix the errors above first")
     files = metadata_files(folder, report.described)
+    for note in report.described.get("unseen") or []:
+        if isinstance(note, str):
+            print(f"{report.name}: warning: {note}")
     if not files:
         print(f"{report.name}: no symbol declares a config_type or a typed call(); "
               "nothing to generate")

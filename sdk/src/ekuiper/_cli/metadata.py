@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ekuiper._cli.validate import NAME_RE
 from ekuiper._metadata import merge
 
 __all__ = ["MetadataFile", "diff_paths", "metadata_files", "write_file"]
@@ -75,6 +76,12 @@ def metadata_files(folder: Path, described: dict[str, Any]) -> list[MetadataFile
         for symbol, parts in sorted(symbols.items()):
             path = folder / kind / f"{symbol}.json"
             rel = f"{folder.name}/{kind}/{symbol}.json"
+            if not NAME_RE.match(symbol):  # it would become a path outside kind/
+                files.append(MetadataFile(
+                    kind, symbol, path, f"{folder.name}/{kind}/{symbol!r}",
+                    f"{symbol!r} is not a valid symbol name (letters, digits and _, not "
+                    "starting with a digit); rename it in PluginConfig", False, "", {}, ()))
+                continue
             if not isinstance(parts, dict) or "error" in parts:
                 why = parts.get("error") if isinstance(parts, dict) else repr(parts)
                 files.append(MetadataFile(kind, symbol, path, rel, str(why), path.is_file(),

@@ -235,6 +235,10 @@ def _check_main(folder: Path, executable: str, d: dict[str, Any], python: str,
                            "make it import cleanly and call plugin.start(config) under "
                            "if __name__ == '__main__'"))
         return None
+    for warning in described.get("warnings") or []:
+        if isinstance(warning, list) and len(warning) == 2 \
+                and all(isinstance(part, str) for part in warning):
+            out.append(Problem("warning", rel, warning[0], warning[1]))
     if described["name"] != folder.name:
         out.append(Problem("error", rel, f"PluginConfig name is {described['name']!r} but the "
                            f"plugin is {folder.name!r}",

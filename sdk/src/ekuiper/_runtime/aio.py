@@ -22,7 +22,15 @@ Threads:
 
 Every task a symbol instance starts, directly or through tasks it created
 (``asyncio.create_task`` inside ``open``, ``collect`` or ``exec``), belongs to its
-:class:`Owner`; stopping the symbol cancels them and waits a bounded time.
+:class:`Owner`; stopping the symbol cancels them and waits a bounded time. Ownership
+follows the context, not the code: a task a shared client (used by several symbols)
+creates while one symbol's coroutine calls it belongs to that symbol too, and dies with
+it. A task started in an empty context (``contextvars.Context().run(asyncio.ensure_future,
+coro)``) belongs to no symbol: the README's pattern for a shared client's background work.
+
+Blocking calls symbols make from the loop hold up every async symbol: ``ctx.get_state`` /
+``put_state`` (SQLite, up to its busy timeout), and ``ctx.ack_ok``/``ack_error`` from an
+async collect (the ack is sent from the loop, waiting while eKuiper does not read it).
 """
 
 from __future__ import annotations
@@ -421,7 +429,9 @@ class AsyncSink(Sink):
       order; none is skipped; a failure is reported through ``on_failure`` (on the loop
       thread), as a sync collect's exception would be.
 
-    ``close`` (control thread, after the sink's thread ended): wait at most
+    ``begin_stop`` (control thread, first thing at stop, before the data channel closes):
+    a message waiting for a free slot is dropped at once, so the sink's thread ends.
+    ``close`` (control thread, after that thread ended or was waited for): wait at most
     CLOSE_TIMEOUT_S for the collects in flight, cancel what is left and every task the
     sink started, then the sink's ``close``.
     """
@@ -451,6 +461,7 @@ class AsyncSink(Sink):
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._pending_lock = threading.Lock()
         self._closed = False
+        self._stopping = threading.Event()
         self._collect: Callable[[Context, Any], None]
         if "collect" not in self.kinds:
             self._collect = sink.collect
@@ -468,19 +479,28 @@ class AsyncSink(Sink):
     def collect(self, ctx: Context, data: Any) -> None:
         self._collect(ctx, data)
 
+    def begin_stop(self) -> None:
+        """The rule is stopping: no message waits for a slot any more (control thread)."""
+        self._stopping.set()
+
     def _collect_one(self, ctx: Context, data: Any) -> None:
         try:
             run(self.sink.collect(ctx, data), self.owner)
         except concurrent.futures.CancelledError:
-            if not self._closed:
+            if not (self._closed or self._stopping.is_set()):
                 raise
 
     def _collect_many(self, ctx: Context, data: Any) -> None:
-        while not self._slots.acquire(timeout=0.2):
-            if self._closed:
-                self.logger.error("sink closed while a message waited for a free slot; "
+        while not self._slots.acquire(timeout=0.05):
+            if self._stopping.is_set() or self._closed:
+                self.logger.error("sink stopped while a message waited for a free slot; "
                                   "the message is dropped")
                 return
+        if self._stopping.is_set() or self._closed:
+            self._slots.release()
+            self.logger.error("sink stopped before a message's collect() started; the "
+                              "message is dropped")
+            return
         future = submit(self.owner.own(self.sink.collect(ctx, data)))
         with self._pending_lock:
             self._pending.add(future)

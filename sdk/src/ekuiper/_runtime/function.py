@@ -201,8 +201,9 @@ class FunctionRuntime(SymbolRuntime):
     def _shutdown(self) -> None:
         if self.channel is not None:
             self.channel.close()
-        self._join(f"exec() of {self.control.label}")
         if self._async is not None:
+            # Cancel first: the thread is waiting for the running exec's coroutine.
             self._async.close()
+        self._join(f"exec() of {self.control.label}")
 
 

@@ -38,22 +38,37 @@ METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
 
 
 
-def _typed_classes(config: PluginConfig) -> list[tuple[str, str, type]]:
-    """(kind plural, symbol, class) of each symbol declaring a config_type or typed call.
+def _typed_classes(config: PluginConfig) -> tuple[list[tuple[str, str, type]],
+                                                  list[list[str]], list[str]]:
+    """(kind plural, symbol, class) of each symbol declaring a config_type or typed call;
+    [message, fix] warnings about declarations that are not used; the symbols whose
+    factory is no class (``metadata`` names them: an official-SDK plugin registers
+    lambdas, and ``validate`` must not warn of its style).
 
     Only factories that are classes: calling a factory could do anything.
     """
+    from ekuiper._runtime.configdecl import config_declaration, is_record
     from ekuiper.function import _call_exec
 
     found = []
+    warnings = []
+    unseen: list[str] = []
     for kind in KINDS:
         for name, factory in sorted(config.factories(kind.wire).items()):
             if not isinstance(factory, type):
+                unseen.append(f"{kind.noun} {name!r} is registered with a factory that is "
+                              "not a class, so no metadata is generated from its code; "
+                              "register the class itself to have it generated")
                 continue
-            if (getattr(factory, "config_type", None) is not None
-                    or getattr(factory, "exec", None) is _call_exec):
+            config_type, why = config_declaration(factory)
+            if why and not is_record(getattr(factory, "config_type", None)):
+                warnings.append([f"{kind.noun} {name!r}: {why}",
+                                 "make config_type a dataclass or TypedDict class and "
+                                 "annotate conf with it, or rename the attribute if it is "
+                                 "the plugin's own"])
+            if config_type is not None or getattr(factory, "exec", None) is _call_exec:
                 found.append((kind.plural, name, factory))
-    return found
+    return found, warnings, unseen
 
 
 def run(config: PluginConfig, transport: Transport | None = None,
@@ -70,7 +85,11 @@ def run(config: PluginConfig, transport: Transport | None = None,
         described: dict[str, object] = {
             "name": config.name,
             **{kind.plural: sorted(config.factories(kind.wire)) for kind in KINDS}}
-        typed = _typed_classes(config)
+        typed, warnings, unseen = _typed_classes(config)
+        if warnings:
+            described["warnings"] = warnings
+        if unseen:
+            described["unseen"] = unseen
         if typed:
             from ekuiper._metadata import describe_metadata
 

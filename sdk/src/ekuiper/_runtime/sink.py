@@ -11,7 +11,13 @@ from ekuiper import _protocol
 from ekuiper._kinds import SINK
 from ekuiper._protocol import Control
 from ekuiper._runtime.asyncness import SINK_METHODS, async_methods
-from ekuiper._runtime.base import FailureLog, SymbolRuntime, call_bounded, exception_text
+from ekuiper._runtime.base import (
+    CLOSE_TIMEOUT_S,
+    FailureLog,
+    SymbolRuntime,
+    call_bounded,
+    exception_text,
+)
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout, Transport
 from ekuiper.errors import ChannelClosedError, ProtocolError
@@ -96,10 +102,16 @@ class SinkRuntime(SymbolRuntime):
                 self._collect_retrying = collect_with_retry
         conf: Any = dict(config)
         if getattr(type(self.sink), "config_type", None) is not None:
+            from ekuiper._runtime.configdecl import declared
+
+            config_type = declared(type(self.sink), self.logger)
+        else:
+            config_type = None
+        if config_type is not None:
             from ekuiper._runtime.typed import typed_conf
 
-            conf = typed_conf(self.sink, conf, f"{SINK.noun} {self.control.symbol_name!r}",
-                              self.logger)
+            conf = typed_conf(self.sink, config_type, conf,
+                              f"{SINK.noun} {self.control.symbol_name!r}", self.logger)
         if async_methods(self.sink, SINK_METHODS):
             from ekuiper._runtime.aio import AsyncSink
 
@@ -228,13 +240,22 @@ class SinkRuntime(SymbolRuntime):
                 return
 
     def _shutdown(self) -> None:
+        if self._async is not None:
+            # Before the channel closes: a message waiting for a free slot must not keep
+            # the sink's thread (and the stop) waiting for collects that may never end.
+            self._async.begin_stop()
         self.wakeup.set()
         if self.data is not None:
             self.data.close()
-        self._join(f"collect() of {self.control.label}")
         if self._async is not None:
+            # A running collect gets CLOSE_TIMEOUT_S once: the thread's wait here, or
+            # close()'s wait for the collects in flight, which then cancels what is left.
+            if self.thread is not None and self.thread is not threading.current_thread():
+                self.thread.join(CLOSE_TIMEOUT_S)
             self._async.close(self.ctx)  # bounded itself, step by step
+            self._join(f"collect() of {self.control.label}")
         else:
+            self._join(f"collect() of {self.control.label}")
             call_bounded(lambda: self.sink.close(self.ctx),
                          f"close() of {self.control.label}", self.logger)
         if self.acks is not None:

@@ -18,7 +18,7 @@ from ekuiper.function import Function
 __all__ = ["typed_conf", "typed_function"]
 
 
-def typed_conf(symbol: Any, conf: Mapping[str, Any], what: str,
+def typed_conf(symbol: Any, config_type: type, conf: Mapping[str, Any], what: str,
                logger: logging.Logger) -> Any:
     """The conf converted to the symbol's ``config_type``; ConfigError if it does not fit.
 
@@ -26,7 +26,6 @@ def typed_conf(symbol: Any, conf: Mapping[str, Any], what: str,
     logged once here (``config_unknown = "warn"``), raised (``"error"``) or dropped.
     """
     cls = type(symbol)
-    config_type = cls.config_type
     try:
         value, unknown = _typed.convert_config(config_type, conf,
                                                getattr(cls, "config_unknown", "warn"))
