@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from ekuiper import Context, PluginConfig, Sink, Source
+from ekuiper import Context, Function, PluginConfig, Sink, Source
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
@@ -92,3 +92,28 @@ def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
     channel.fail = False
     counting.send(b"{}")
     assert stats.blocked_since_ns == 0 and stats.rows == 1
+
+
+class Up(Function):
+    def exec(self, args: list[Any], ctx: Context) -> Any:
+        return str(args[0]).upper()
+
+
+def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
+    """A function receive that times out (eKuiper's idle keepalive) counts as heard."""
+    transport = MemoryTransport()
+    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), transport)
+    runtime.metrics_on = True
+    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
+               "pluginType": "func"}
+    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
+        == b"ok"
+    function = runtime.functions["up"]
+    assert function.idle_stats is not None
+    heard = function.idle_stats.heard
+    function.channel.inbox.put(None)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 5
+    while function.idle_stats.heard == heard and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert function.idle_stats.heard == heard + 1
+    runtime.shutdown()

@@ -11,8 +11,8 @@ see ``_metrics`` for what that means for exactness):
 - source: the source channel (rows, bytes; error frames; emit blocked by backpressure);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
   ack channel (acks ok/error);
-- function: the channel's receive (an idle timeout shows eKuiper is still there),
-  ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
+- function: ``idle_stats`` (the request loop counts an idle timeout, which shows eKuiper
+  is still there, on it), ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
   points ``runtime.stats`` at the calling rule's SymbolStats for the request in progress
   (so an increment in ``handle`` counts for that rule).
 """
@@ -103,30 +103,6 @@ class _CountingAcks:
 
     def recv(self) -> bytes:
         return self._channel.recv()
-
-    def close(self) -> None:
-        self._channel.close()
-
-
-class _HeardFunction:
-    """The function channel, noting each idle receive that timed out (eKuiper is there).
-
-    ``send`` is the channel's own: only the idle path costs anything.
-    """
-
-    __slots__ = ("_channel", "_stats", "send")
-
-    def __init__(self, channel: Channel, stats: SymbolStats) -> None:
-        self._channel = channel
-        self._stats = stats
-        self.send = channel.send
-
-    def recv(self) -> bytes:
-        try:
-            return self._channel.recv()
-        except ChannelTimeout:
-            self._stats.heard += 1
-            raise
 
     def close(self) -> None:
         self._channel.close()
@@ -234,7 +210,7 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
             rules.pop(rule_id, None)
         forget_rule(rule_id)
 
-    runtime.channel = _HeardFunction(runtime.channel, base)
+    runtime.idle_stats = base
     runtime.handle = timed_handle
     runtime.context_for = rule_context
     runtime.forget_rule = forget
