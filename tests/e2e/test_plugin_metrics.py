@@ -192,6 +192,14 @@ def _write_source_conf(metered: Metered, key: str, body: str) -> None:
         home: Path = metered.kuiper.home  # type: ignore[attr-defined]
         (home / "etc" / "sources" / "counter.yaml").write_text(text)
         return
-    exit_code, output = metered.container.exec_run(
-        ["sh", "-c", f"printf '%s' '{text}' > /kuiper/etc/sources/counter.yaml"])
-    assert exit_code == 0, output
+    # A running eKuiper keeps the source yaml it has read (an earlier test in the shared
+    # stack may have used counter): give it the section through its REST API instead.
+    # eKuiper turns an `interval` sent that way into a duration text ("0s"), which the
+    # counter does not read: that one stays at the stack's default.
+    conf: dict[str, Any] = {}
+    for line in body.splitlines():
+        name, _, raw = line.strip().partition(":")
+        if name != "interval":
+            conf[name] = json.loads(raw)
+    resp = metered.kuiper.put(f"/metadata/sources/counter/confKeys/{key}", conf)
+    assert resp.status == 200, resp
