@@ -148,11 +148,17 @@ def test_counts_equal_the_rows_ekuiper_saw(metered: Metered) -> None:
     # One collect in 8 is timed (EKUIPER_PLUGIN_LATENCY_SAMPLE's default).
     assert value(metered, "ekuiper_plugin_latency_seconds_count", symbol="recorder",
                  rule=rule) == ROWS // 8
-    assert health(metered)[0] == 200
+    status_code, document = health(metered)
+    mine = {s["symbol"]: s["healthy"] for s in document["symbols"] if s.get("rule") == rule}
+    assert mine == {"counter": True, "sleepy": True, "recorder": True}, document
     shown = metered.status_cli()
-    assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "plugin health: healthy" in shown.stdout
     assert f"sink recorder rule={rule} op=" in shown.stdout
+    if metered.container is None:
+        # Its own kuiperd runs nothing else; the shared compose stack may hold symbols
+        # other tests left unhealthy on purpose, which make the whole plugin's answer 503.
+        assert status_code == 200
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "plugin health: healthy" in shown.stdout
 
 
 def test_unhealthy_symbols_are_seen(metered: Metered) -> None:
