@@ -6,6 +6,7 @@ boot, and its REST API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,10 @@ DEFAULT_VERSION = "v" + os.environ.get("EKUIPER_VERSION", "v2.4.2").lstrip("v")
 KUIPERD_SCRIPT = REPO / "scripts" / "kuiperd.sh"
 
 
+class _PortTaken(RuntimeError):
+    """kuiperd exited because a port picked for it was taken before it bound it."""
+
+
 class KuiperdUnavailable(Exception):
     """No kuiperd binary can be had on this machine (no cache, no Go, no Docker)."""
 
@@ -43,9 +48,17 @@ def kuiperd_dist(version: str) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are picked, since
+    the kernel may hand a just-closed port out again."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def sync_metadata(plugin_dir: Path, etc: Path) -> None:
@@ -201,7 +214,18 @@ class Kuiperd(KuiperREST):
         return target
 
     def start(self, timeout: float = 60.0) -> None:
-        self.rest_port = free_port()
+        # A picked port may still be taken by another process before kuiperd binds it;
+        # only that failure is worth a new pick.
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+
+    def _start_once(self, timeout: float) -> None:
+        self.rest_port, rpc_port, http_port = free_ports(3)
         # The shipped etc/kuiper.yaml as it is: these only move ports (tests run side by
         # side), show the log, and pick this Python; no security setting is touched. A
         # test that needs one passes it in ``env`` and says why.
@@ -209,10 +233,10 @@ class Kuiperd(KuiperREST):
             **{k: v for k, v in os.environ.items() if not k.startswith("KUIPER__")},
             "KuiperBaseKey": str(self.home),
             "KUIPER__BASIC__RESTPORT": str(self.rest_port),
-            "KUIPER__BASIC__PORT": str(free_port()),
+            "KUIPER__BASIC__PORT": str(rpc_port),
             "KUIPER__BASIC__CONSOLELOG": "true",
             "KUIPER__BASIC__PPROF": "false",
-            "KUIPER__SOURCE__HTTPSERVERPORT": str(free_port()),
+            "KUIPER__SOURCE__HTTPSERVERPORT": str(http_port),
             "KUIPER__PORTABLE__PYTHONBIN": sys.executable,
             # 1.x ships 5 s, too short for a plugin starting on a loaded CI machine; 2.x
             # ships 60 s. 2.x takes a duration, 1.x milliseconds (it refuses "60s").
@@ -220,6 +244,7 @@ class Kuiperd(KuiperREST):
             **self.env,
         }
         self.boot_env = env
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([*self.wrapper, str(self.dist / "bin" / "kuiperd")],
                                      cwd=self.home,
@@ -227,6 +252,10 @@ class Kuiperd(KuiperREST):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                log.close()
+                this_boot = self.log_path.read_bytes()[log_start:].decode(errors="replace")
+                if "address already in use" in this_boot:
+                    raise _PortTaken(this_boot)
                 raise RuntimeError(f"kuiperd exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if self.get("/").status == 200:
