@@ -64,7 +64,7 @@ class _Drop:
         pass
 
 
-def _paths(metrics: bool) -> dict[str, Callable[[], None]]:
+def _paths(metrics: bool) -> dict[str, Callable[[], object]]:
     """One call of each row path, with metrics on or off, as the runtimes build them."""
     from ekuiper import Context, Function, Sink
     from ekuiper._kinds import FUNCTION, SINK, SOURCE
@@ -86,7 +86,7 @@ def _paths(metrics: bool) -> dict[str, Callable[[], None]]:
 
     meta = Meta("r", "op", 0)
     logger = symbol_logger("bench", None)
-    paths: dict[str, Callable[[], None]] = {}
+    paths: dict[str, Callable[[], object]] = {}
 
     source_ctx = SymbolContext(SOURCE.noun, "src", meta, logger)
     source_ctx.attach_emitter(_Drop())
@@ -119,7 +119,7 @@ def _paths(metrics: bool) -> dict[str, Callable[[], None]]:
         "benchmark", json.dumps({"ruleId": "r", "opId": "op", "instanceId": 0,
                                  "funcId": 0})]}).encode()
     handle = function.handle
-    paths["function"] = lambda: handle(request) and None
+    paths["function"] = lambda: handle(request)
     return paths
 
 

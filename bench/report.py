@@ -34,6 +34,10 @@ SINK_VS_OFFICIAL = 2.0
 COLD_START_MS = 150.0
 IDLE_RSS_MB = 25.0
 IDLE_CPU_PERCENT = 0.5  # "~0": at most 0.15 s of CPU in 30 s
+SOURCE_CPU_VS_GO = 1.0  # plugin CPU per row, this SDK / Go SDK: at or below
+NUMPY_EMIT_VS_JSON = 3.0  # numpy row: stdlib json after .tolist() / the SDK's encoder
+FUNCTION_OF_CEILING = 0.95  # function rate / what a zero-cost plugin would reach
+NUMPY_PAIR = "sdk_numpy / sdk_numpy_json"
 
 
 # Recorded results name no host: an error text that quotes a URL keeps only "<url>".
@@ -84,6 +88,26 @@ def compute_ratios(rates: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dic
     return out
 
 
+def numpy_series(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """bench/micro.py interleave outputs -> per pair, the series of its ratios and of the
+    µs per emit of both sides."""
+    out: dict[str, Any] = {}
+    for name in (runs[0]["ratios"] if runs else {}):
+        pairs = [r["ratios"][name] for r in runs if name in r["ratios"]]
+        out[name] = {"ratio": series([p["ratio"] for p in pairs]),
+                     "us_per_emit": series([p["us_per_emit"][0] for p in pairs]),
+                     "baseline_us_per_emit": series([p["us_per_emit"][1] for p in pairs])}
+    return out
+
+
+def kuiperd_us_per_item(results: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """case -> SDK -> series of kuiperd's own CPU µs per row or call, in the rate windows."""
+    return {case: {tag: series(per) for tag, samples in by_sdk.items()
+                   if (per := [1e6 * s["kuiperd_cpu_s"] / s["count"]
+                               for s in samples if s.get("count")])}
+            for case, by_sdk in results.get("raw_rates", {}).items()}
+
+
 def _target(what: str, target: str, value: float | None, met: bool | None,
             shown: str) -> dict[str, Any]:
     return {"what": what, "target": target, "value": value, "shown": shown, "met": met}
@@ -109,6 +133,29 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         label = CASES[case][0].replace(" (rows/s)", "")
         targets.append(_ratio_target(f"{label} vs official", ratios[case]["vs_official"],
                                      SINK_VS_OFFICIAL))
+    cpu = results.get("plugin_cpu_us_per_item", {}).get("source", {})
+    cpu_ratio = ratio(cpu.get(OURS), cpu.get(GO))
+    targets.append(_target(
+        "source plugin CPU per row vs Go", f"<= {SOURCE_CPU_VS_GO:g}x",
+        cpu_ratio["median"] if cpu_ratio else None,
+        cpu_ratio["median"] <= SOURCE_CPU_VS_GO if cpu_ratio else None,
+        f"{cpu_ratio['median']:.2f}x ({cpu[OURS]['median']:.2f} vs {cpu[GO]['median']:.2f} µs)"
+        if cpu_ratio else "not measured"))
+    ceiling = kuiperd_us_per_item(results).get("function", {}).get(OURS)
+    rate = results["rates"].get("function", {}).get(OURS)
+    share = rate["median"] * ceiling["median"] / 1e6 if rate and ceiling else None
+    targets.append(_target(
+        "function rate vs a zero-cost plugin's ceiling", f">= {FUNCTION_OF_CEILING:.0%}",
+        share, share >= FUNCTION_OF_CEILING if share is not None else None,
+        f"{share:.1%} ({rate['median']:,.0f} of {1e6 / ceiling['median']:,.0f}/s)"
+        if share is not None and rate and ceiling else "not measured"))
+    numpy = results.get("micro_numpy", {}).get(NUMPY_PAIR)
+    targets.append(_target(
+        "emit of a 100-float numpy row vs stdlib json after .tolist()",
+        f">= {NUMPY_EMIT_VS_JSON:g}x", numpy["ratio"]["median"] if numpy else None,
+        numpy["ratio"]["median"] >= NUMPY_EMIT_VS_JSON if numpy else None,
+        f"{numpy['ratio']['median']:.2f}x ({numpy['us_per_emit']['median']:.1f} vs "
+        f"{numpy['baseline_us_per_emit']['median']:.1f} µs)" if numpy else "not measured"))
     cold = results["cold_start"].get(OURS)
     targets.append(_target("cold start to handshake (median)", f"<= {COLD_START_MS:g} ms",
                            cold["median"] if cold else None,
@@ -224,6 +271,17 @@ def markdown(results: dict[str, Any]) -> str:
             rel = f"{s['median'] / floor:.2f}x" if floor else "n/a"
             lines.append(f"| {MICRO_LABELS.get(variant, variant)} | {_spread(s)} | "
                          f"{1e6 / s['median']:.1f} | {rel} |")
+    numpy_pairs = results.get("micro_numpy", {})
+    if numpy_pairs:
+        lines += ["", "| numpy row (100 floats), one process, alternating 20 ms blocks | µs "
+                  "per emit | baseline: stdlib json after `.tolist()` (µs) | speed-up |",
+                  "|---|---:|---:|---:|"]
+        for name, pair in numpy_pairs.items():
+            what = ("`SymbolContext.emit` -> socket" if name == NUMPY_PAIR
+                    else "`encode_source_frame` only")
+            lines.append(f"| {what} | {_spread(pair['us_per_emit'])} | "
+                         f"{_spread(pair['baseline_us_per_emit'])} | "
+                         f"{_spread(pair['ratio'])}x |")
     if results.get("scaling"):
         lines += ["", scaling_markdown(results["scaling"])]
     return "\n".join(lines)
@@ -235,12 +293,7 @@ ROUND_TRIP_CASES = ("function", "sink_single_ack", "sink_array_ack")
 
 def _kuiperd_cpu_markdown(results: dict[str, Any], labels: dict[str, str]) -> list[str]:
     """kuiperd's own CPU per row, and the ceiling it sets on round-trip cases."""
-    raw = results.get("raw_rates", {})
-    per_item = {
-        case: {tag: series([1e6 * s["kuiperd_cpu_s"] / s["count"]
-                                   for s in samples if s.get("count")])
-               for tag, samples in by_sdk.items()}
-        for case, by_sdk in raw.items()}
+    per_item = kuiperd_us_per_item(results)
     if not per_item:
         return []
     lines = ["", "CPU time of kuiperd per row or call (µs, median [min" + DASH + "max]), "

@@ -82,6 +82,7 @@ def drive(calls: int, ipc_dir: str) -> dict[str, float]:
     from typing import Any
 
     from ekuiper import Context, Function, _protocol
+    from ekuiper._kinds import FUNCTION
     from ekuiper._protocol import Control, Meta
     from ekuiper._runtime.function import FunctionRuntime
     from ekuiper._transport import SocketTransport
@@ -97,7 +98,7 @@ def drive(calls: int, ipc_dir: str) -> dict[str, float]:
             return False
 
     transport = SocketTransport(ipc_dir)
-    runtime = FunctionRuntime(Control(SYMBOL, "function", Meta("", "", 0)), Revert(),
+    runtime = FunctionRuntime(Control(SYMBOL, FUNCTION.wire, Meta("", "", 0)), Revert(),
                               "bench", transport, logging.getLogger("bench.roundtrip"))
     channel = transport.function(SYMBOL, 5000)
     channel.send(_protocol.HANDSHAKE)

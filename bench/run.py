@@ -176,6 +176,14 @@ def micro_sample(variant: str, python: Path, seconds: float) -> dict[str, Any]:
     return dict(json.loads(out))
 
 
+def numpy_interleave(python: Path, seconds: float) -> dict[str, Any]:
+    """bench/micro.py's numpy pairs, interleaved in one process: ratios of time per emit."""
+    out = subprocess.run([str(python), "-m", "bench.micro", "interleave", str(seconds)],
+                         cwd=REPO, check=True, capture_output=True, text=True,
+                         timeout=60 + 4 * seconds).stdout
+    return dict(json.loads(out))
+
+
 def profile_case(bench: BenchKuiperd, case: str, py_spy: Path, seconds: float,
                  out_dir: Path) -> dict[str, Any]:
     """Profiles of the plugin process under one load: all samples, and GIL holders."""
@@ -325,6 +333,17 @@ def main(argv: list[str] | None = None) -> int:
             if rate:
                 micro[name].append(rate)
     results["micro"] = {v: report.series(s) for v, s in micro.items() if s}
+    # A row with a 100-float numpy array: as it is with the SDK's encoder, against the
+    # standard library's after .tolist(); both in one process, in alternating blocks.
+    numpy_runs: list[dict[str, Any]] = []
+    for rep in range(args.reps):
+        log(f"microbench rep {rep + 1}/{args.reps}: numpy row, interleaved")
+        assert ours.python is not None
+        pair = run.attempt("micro numpy", partial(numpy_interleave, ours.python,
+                                                  args.micro_seconds))
+        if pair:
+            numpy_runs.append(pair)
+    results["micro_numpy"] = report.numpy_series(numpy_runs)
 
     # -- 5. idle cost: fresh kuiperds and plugin processes, all three at once ------------
     benches: list[BenchKuiperd] = []

@@ -1,0 +1,74 @@
+"""The targets bench/report.py computes from a run's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import report
+
+
+def results(**extra: Any) -> dict[str, Any]:
+    """A run's results with nothing measured but what ``extra`` adds."""
+    base: dict[str, Any] = {"ratios": report.compute_ratios({}), "rates": {},
+                            "cold_start": {}, "idle": {}}
+    base["ratios"].update({case: {"vs_official": None, "vs_go": None}
+                           for case in ("source", "function", *report.SINK_CASES)})
+    return {**base, **extra}
+
+
+def target(res: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The one target whose name starts with ``prefix``."""
+    (found,) = [t for t in report.compute_targets(res) if t["what"].startswith(prefix)]
+    return found
+
+
+def interleave_run(ours_us: float, baseline_us: float) -> dict[str, Any]:
+    """One output of ``bench.micro interleave`` with the numpy pair only."""
+    return {"ratios": {report.NUMPY_PAIR: {"us_per_emit": [ours_us, baseline_us],
+                                           "ratio": baseline_us / ours_us}}}
+
+
+def test_source_cpu_against_go_is_the_ratio_of_medians() -> None:
+    """Plugin CPU per row of the source, this SDK over Go, is met at or below 1x."""
+    cpu = {"source": {report.OURS: report.series([4.0, 5.0, 6.0]),
+                      report.GO: report.series([6.0, 7.0, 8.0])}}
+    found = target(results(plugin_cpu_us_per_item=cpu), "source plugin CPU")
+    assert found["value"] == 5.0 / 7.0 and found["met"] is True
+    assert "5.00 vs 7.00" in found["shown"]
+
+
+def test_source_cpu_against_go_unmeasured_without_go() -> None:
+    """A run without the Go baseline says so instead of passing or failing."""
+    cpu = {"source": {report.OURS: report.series([4.0])}}
+    found = target(results(plugin_cpu_us_per_item=cpu), "source plugin CPU")
+    assert found["met"] is None and found["shown"] == "not measured"
+
+
+def test_function_ceiling_share_uses_kuiperds_own_cpu_per_call() -> None:
+    """The ceiling is 1e6 / kuiperd's CPU µs per call; the figure is the rate's share."""
+    raw = {"function": {report.OURS: [{"kuiperd_cpu_s": 1.0, "count": 10_000}]}}
+    rates = {"function": {report.OURS: report.series([9_000.0])}}
+    found = target(results(raw_rates=raw, rates=rates), "function rate vs a zero-cost")
+    assert abs(found["value"] - 0.9) < 1e-9 and found["met"] is False
+
+
+def test_kuiperd_cpu_skips_samples_without_a_count() -> None:
+    """A sample that counted nothing adds no division by zero and no empty series."""
+    raw = {"function": {report.OURS: [{"kuiperd_cpu_s": 1.0, "count": 0}],
+                        report.OFFICIAL: [{"kuiperd_cpu_s": 2.0, "count": 1_000}]}}
+    per = report.kuiperd_us_per_item({"raw_rates": raw})
+    assert list(per["function"]) == [report.OFFICIAL]
+    assert per["function"][report.OFFICIAL]["median"] == 2_000.0
+
+
+def test_numpy_target_is_the_median_interleaved_speed_up() -> None:
+    """The numpy emit target takes the median ratio over the repetitions."""
+    runs = [interleave_run(10.0, 25.0), interleave_run(10.0, 40.0), interleave_run(10.0, 35.0)]
+    found = target(results(micro_numpy=report.numpy_series(runs)), "emit of a 100-float")
+    assert found["value"] == 3.5 and found["met"] is True
+
+
+def test_numpy_series_of_no_run_is_empty() -> None:
+    """No successful interleave run leaves the target unmeasured."""
+    assert report.numpy_series([]) == {}
+    assert target(results(micro_numpy={}), "emit of a 100-float")["met"] is None
