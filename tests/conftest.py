@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,18 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI must run this test, but: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def loaded_after(code: str, watched: Iterable[str]) -> list[str]:
+    """Run ``code`` in a fresh interpreter; which of the ``watched`` modules it left
+    imported, sorted. Fails the test, with its stderr, when ``code`` raises."""
+    probe = (f"{code}\nimport sys as _sys\n"
+             f"print(sorted(m for m in {sorted(watched)!r} if m in _sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from ekuiper._metrics import MetricsSettings
 from ekuiper._runtime.exporter import MetricsExporter
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper.testing import MemoryTransport
+from tests.conftest import loaded_after
 from tests.unit.cli.conftest import FakeServer
 
 
@@ -123,11 +122,8 @@ def test_aggregate_health_skips_a_stale_socket(directory: Path) -> None:
 
 def test_importing_the_health_client_does_not_import_the_commands() -> None:
     """ekuiper._cli.health loads none of the command line (the healthcheck imports it)."""
-    code = ("import sys, ekuiper._cli.health; "
-            "print('ekuiper._cli.commands' in sys.modules, 'argparse' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert loaded_after("import ekuiper._cli.health",
+                        ("ekuiper._cli.commands", "argparse")) == []
 
 
 def test_status_of_a_frozen_plugin_exits_1(running: FakeServer, directory: Path,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +16,7 @@ from ekuiper._runtime.asyncness import (
     async_kind,
     async_methods,
 )
+from tests.conftest import loaded_after
 
 
 async def _coro(x: int) -> int:
@@ -83,10 +82,7 @@ def test_async_methods_lists_only_the_async_ones() -> None:
 
 def test_reading_flags_imports_neither_asyncio_nor_inspect() -> None:
     """Finding no async method loads neither asyncio nor inspect."""
-    code = ("import sys; from ekuiper._runtime.asyncness import async_methods\n"
+    code = ("from ekuiper._runtime.asyncness import async_methods\n"
             "class S:\n def open(self, ctx): pass\n"
-            "assert async_methods(S(), ('open', 'close')) == {}\n"
-            "print(sorted(m for m in ('asyncio', 'inspect') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+            "assert async_methods(S(), ('open', 'close')) == {}")
+    assert loaded_after(code, ("asyncio", "inspect")) == []

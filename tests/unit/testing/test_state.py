@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,7 @@ from typing import Any
 from ekuiper import Context, Function, Sink, Source
 from ekuiper._state import SqliteStore
 from ekuiper.testing import PluginHost, call_function, run_sink, run_source
-from tests.conftest import TEST_PLUGINS
+from tests.conftest import TEST_PLUGINS, loaded_after
 
 
 class Tally(Source):
@@ -99,9 +97,5 @@ def test_plugin_host_state_dir_outlives_the_process(tmp_path: Path) -> None:
 def test_importing_the_harness_loads_no_state_module() -> None:
     """ekuiper.testing (loaded by every pytest session) leaves ekuiper._state and sqlite3
     unloaded until a run keeps state."""
-    check = ("import sys, ekuiper.testing, ekuiper.testing.pytest_plugin; "
-             "loaded = [m for m in ('ekuiper._state', 'sqlite3') if m in sys.modules]; "
-             "assert not loaded, loaded")
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
+    assert loaded_after("import ekuiper.testing, ekuiper.testing.pytest_plugin",
+                        ("ekuiper._state", "sqlite3")) == []

@@ -146,6 +146,28 @@ class SymbolRuntime:
     def _shutdown(self) -> None:
         raise NotImplementedError
 
+    def _converted_conf(self, symbol: Any) -> Any:
+        """The start command's config as ``symbol.configure`` takes it: converted to the
+        class's ``config_type`` when it declares one, else a plain copy.
+
+        Raises what the conversion refuses (the start's error names the field). Nothing
+        of the typed machinery is imported for a class without ``config_type``.
+        """
+        conf: Any = dict(self.control.config)
+        if getattr(type(symbol), "config_type", None) is None:
+            return conf
+        from ekuiper._runtime.configdecl import declared
+
+        config_type = declared(type(symbol), self.logger)
+        if config_type is None:
+            return conf
+        from ekuiper._kinds import noun
+        from ekuiper._runtime.typed import typed_conf
+
+        return typed_conf(symbol, config_type, conf,
+                          f"{noun(self.control.kind)} {self.control.symbol_name!r}",
+                          self.logger)
+
     def _instrument(self) -> None:
         """Install the metrics counting points (start, before the thread is spawned)."""
         if self.stats is not None:

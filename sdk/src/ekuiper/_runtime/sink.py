@@ -100,18 +100,7 @@ class SinkRuntime(SymbolRuntime):
                 from ekuiper._runtime.retry import collect_with_retry
 
                 self._collect_retrying = collect_with_retry
-        conf: Any = dict(config)
-        if getattr(type(self.sink), "config_type", None) is not None:
-            from ekuiper._runtime.configdecl import declared
-
-            config_type = declared(type(self.sink), self.logger)
-        else:
-            config_type = None
-        if config_type is not None:
-            from ekuiper._runtime.typed import typed_conf
-
-            conf = typed_conf(self.sink, config_type, conf,
-                              f"{SINK.noun} {self.control.symbol_name!r}", self.logger)
+        conf = self._converted_conf(self.sink)
         if async_methods(self.sink, SINK_METHODS):
             from ekuiper._runtime.aio import AsyncSink
 

@@ -56,18 +56,7 @@ class SourceRuntime(SymbolRuntime):
         return cls(control, symbol, transport, send_timeout_ms, logger)
 
     def start(self) -> None:
-        conf: Any = dict(self.control.config)
-        if getattr(type(self.source), "config_type", None) is not None:
-            from ekuiper._runtime.configdecl import declared
-
-            config_type = declared(type(self.source), self.logger)
-        else:
-            config_type = None
-        if config_type is not None:
-            from ekuiper._runtime.typed import typed_conf
-
-            conf = typed_conf(self.source, config_type, conf,
-                              f"{SOURCE.noun} {self.control.symbol_name!r}", self.logger)
+        conf = self._converted_conf(self.source)
         if async_methods(self.source, SOURCE_METHODS):
             from ekuiper._runtime.aio import AsyncSource
 
