@@ -190,6 +190,12 @@ def test_unhealthy_symbols_are_seen(metered: Metered) -> None:
     assert check.returncode == 1 and "plugin testplug is unhealthy" in check.stderr
     for rule in (broken, badopen, slow):
         kuiper.delete(f"/rules/{rule}")
+    # eKuiper stops a deleted rule after its DELETE has answered, and the slow sink's
+    # stop waits for its collect; kuiperd SIGKILLs its plugins when it exits, so the
+    # teardown must not stop it before the plugin has seen these stops.
+    deleted = (("broken", broken), ("badopen", badopen), ("recorder", slow))
+    wait_for(lambda: all(state_of(metered, s, r) is None for s, r in deleted), timeout=30,
+             what="the plugin stopped the deleted rules' symbols")
 
 
 def _write_source_conf(metered: Metered, key: str, body: str) -> None:
