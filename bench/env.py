@@ -21,6 +21,7 @@ REPO = BENCH.parent
 WORK = BENCH / ".work"
 PYPLUGIN = BENCH / "pyplugin"
 GOPLUGIN = BENCH / "goplugin"
+FLOORPLUGIN = BENCH / "floorplugin"
 
 OFFICIAL_PACKAGE = "ekuiper==2.4.2"
 TOOLS_PACKAGES = ("matplotlib", "py-spy")
@@ -129,6 +130,25 @@ def _clone_go_sdk(dest: Path) -> str | None:
     return f"git clone of {EKUIPER_GIT} at {EKUIPER_TAG}"
 
 
+class FloorUnavailable(Exception):
+    """The floor plugin cannot be built here (no C compiler, or it failed)."""
+
+
+def build_floor_plugin() -> Path:
+    """bench/floorplugin/floor.c compiled into bench/.work/benchfloor (rebuilt each run)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise FloorUnavailable("no C compiler (cc or gcc) on PATH")
+    binary = WORK / "benchfloor"
+    WORK.mkdir(parents=True, exist_ok=True)
+    try:
+        run([compiler, "-O2", "-Wall", "-pthread", "-o", str(binary),
+             str(FLOORPLUGIN / "floor.c")], timeout=120)
+    except subprocess.CalledProcessError as exc:
+        raise FloorUnavailable(f"cc failed: {exc.stderr.strip()[-1500:]}") from None
+    return binary
+
+
 @dataclass(frozen=True)
 class GoBuild:
     binary: Path
@@ -195,12 +215,18 @@ def descriptor(sdk: Sdk, executable: str) -> dict[str, object]:
     }
 
 
-def lay_out_plugin(sdk: Sdk, root: Path, go_binary: Path | None = None) -> Path:
-    """Write the plugin folder ``root/<plugin>`` (descriptor + program) and return it."""
+def lay_out_plugin(sdk: Sdk, root: Path, go_binary: Path | None = None,
+                   program: Path | None = None) -> Path:
+    """Write the plugin folder ``root/<plugin>`` (descriptor + program) and return it.
+
+    ``program``: a floor plugin's one file, copied in as its executable."""
     folder = root / sdk.plugin
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    if sdk.python is not None:
+    if program is not None:
+        executable = sdk.plugin + (".py" if sdk.python is not None else "")
+        shutil.copy2(program, folder / executable)
+    elif sdk.python is not None:
         executable = f"{sdk.plugin}.py"
         shutil.copy2(PYPLUGIN / "benchmain.py", folder / executable)
         shutil.copy2(PYPLUGIN / "benchsyms.py", folder / "benchsyms.py")

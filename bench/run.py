@@ -56,12 +56,15 @@ from typing import Any, Callable, TypeVar
 from bench import coldstart, metrics_cost, profiling, report, scaling
 from bench.env import (
     BENCH,
+    FLOORPLUGIN,
     OFFICIAL_PACKAGE,
     REPO,
     TOOLS_PACKAGES,
     WORK,
+    FloorUnavailable,
     GoUnavailable,
     Sdk,
+    build_floor_plugin,
     build_go_plugin,
     ensure_venv,
     lay_out_plugin,
@@ -297,7 +300,23 @@ def main(argv: list[str] | None = None) -> int:
         sdk_uncommitted_changes=git("status", "--porcelain", "--", "sdk").splitlines())
     results["sdks"]["official"]["version"] = pip_version(official_python, "ekuiper")
     folders = {s.tag: lay_out_plugin(s, WORK / "plugins", go_binary) for s in sdks}
-    cleanup_sockets(sdks)
+    # The function case's floor: a C plugin answering every call from a constant
+    # (bench/floorplugin/floor.c), the nearest a plugin gets to costing nothing.
+    # Its Python twin (floor.py) tells the interpreter's share from the SDK's.
+    floor: Sdk | None = None
+    pyfloor = Sdk("pyfloor", "floor plugin (Python, raw sockets, constant answers)",
+                  "benchpyfloor", ours.python)
+    try:
+        floor_binary = build_floor_plugin()
+        floor = Sdk("floor", "floor plugin (C, constant answers)", "benchfloor", None)
+        folders[floor.tag] = lay_out_plugin(floor, WORK / "plugins", program=floor_binary)
+        folders[pyfloor.tag] = lay_out_plugin(pyfloor, WORK / "plugins",
+                                              program=FLOORPLUGIN / "floor.py")
+    except FloorUnavailable as exc:
+        log(f"function floor skipped: {exc}")
+        results["function_floor"] = {"available": False, "reason": str(exc)}
+    every_sdk = [*sdks, *([floor, pyfloor] if floor else [])]
+    cleanup_sockets(every_sdk)
 
     # -- 4. cold start (before any kuiperd holds the control sockets) ---------------------
     for sdk in sdks:
@@ -362,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for bench in benches:
             run.attempt(f"stop kuiperd {bench.sdk.tag}", bench.stop)
-        cleanup_sockets(sdks)
+        cleanup_sockets(every_sdk)
 
     # Every measurement below gets a kuiperd of its own (fresh home, fresh plugin
     # process), started once the machine is quiet: no state carries over between cases,
@@ -382,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             return None, waited
         finally:
             run.attempt(f"stop kuiperd after {what}", bench.stop)
-            cleanup_sockets(sdks)
+            cleanup_sockets(every_sdk)
 
     # -- upstream of the function and sink cases -------------------------------------------
     for sdk in sdks:
@@ -419,6 +438,26 @@ def main(argv: list[str] | None = None) -> int:
         case: {tag: report.series([s["plugin_us_per_item"] for s in samples])
                for tag, samples in by_sdk.items()}
         for case, by_sdk in raw.items()}
+
+    # -- the function case against its floor: fresh kuiperds, the order alternating -------
+    if floor is not None:
+        floor_reps: list[dict[str, Any]] = []
+        trio = [ours, floor, pyfloor]
+        for rep in range(args.reps):
+            by_sdk: dict[str, Any] = {}
+            floor_reps.append(by_sdk)
+            for sdk in trio[rep % 3:] + trio[:rep % 3]:
+                rule_id = f"bench_{sdk.tag}_floorfn_{rep}"
+                log(f"function floor rep {rep + 1}/{args.reps}: {sdk.tag}")
+                sample, _ = on_fresh_kuiperd(sdk, rule_id, partial(
+                    _rate, case="function", rule_id=rule_id, warmup=args.warmup,
+                    window=args.window))
+                if sample:
+                    log(f"    {sample.rate:,.0f} calls/s; plugin "
+                        f"{sample.plugin_us_per_item:.1f} CPU-us/call")
+                    by_sdk[sdk.tag] = sample.as_dict()
+        results["function_floor"] = {"available": True, "label": floor.label,
+                                     "python_label": pyfloor.label, "reps": floor_reps}
 
     # -- profiles of this SDK ----------------------------------------------------------------
     prof_dir = RESULTS / f"{stem}-profiles"

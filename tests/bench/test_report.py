@@ -44,12 +44,31 @@ def test_source_cpu_against_go_unmeasured_without_go() -> None:
     assert found["met"] is None and found["shown"] == "not measured"
 
 
-def test_function_ceiling_share_uses_kuiperds_own_cpu_per_call() -> None:
-    """The ceiling is 1e6 / kuiperd's CPU µs per call; the figure is the rate's share."""
-    raw = {"function": {report.OURS: [{"kuiperd_cpu_s": 1.0, "count": 10_000}]}}
-    rates = {"function": {report.OURS: report.series([9_000.0])}}
-    found = target(results(raw_rates=raw, rates=rates), "function rate vs a zero-cost")
+def floor_rep(ours: float, floor: float) -> dict[str, Any]:
+    """One repetition of the function floor case: both rates, back to back."""
+    return {report.OURS: {"rate": ours, "plugin_us_per_item": 40.0},
+            report.FLOOR: {"rate": floor, "plugin_us_per_item": 10.0}}
+
+
+def test_function_floor_share_is_the_ratio_of_median_rates() -> None:
+    """The function target is this SDK's median rate over the floor plugin's."""
+    reps = [floor_rep(9_000, 10_000), floor_rep(8_000, 10_000), floor_rep(9_500, 10_000)]
+    found = target(results(function_floor={"reps": reps}), "function rate vs the floor")
     assert abs(found["value"] - 0.9) < 1e-9 and found["met"] is False
+    assert "9,000 of 10,000" in found["shown"]
+
+
+def test_function_floor_pairs_only_complete_repetitions() -> None:
+    """A repetition where one side failed gives no paired ratio."""
+    reps = [floor_rep(9_600, 10_000), {report.FLOOR: {"rate": 1.0}}]
+    ratio = report.floor_ratio({"function_floor": {"reps": reps}})
+    assert ratio is not None and ratio["paired"] == [0.96]
+
+
+def test_function_floor_unmeasured_without_a_compiler() -> None:
+    """A run that could not build the floor plugin leaves the target unmeasured."""
+    res = results(function_floor={"available": False, "reason": "no C compiler"})
+    assert target(res, "function rate vs the floor")["met"] is None
 
 
 def test_kuiperd_cpu_skips_samples_without_a_count() -> None:
