@@ -161,12 +161,10 @@ class SymbolRuntime:
         config_type = declared(type(symbol), self.logger)
         if config_type is None:
             return conf
-        from ekuiper._kinds import noun
         from ekuiper._runtime.typed import typed_conf
 
         return typed_conf(symbol, config_type, conf,
-                          f"{noun(self.control.kind)} {self.control.symbol_name!r}",
-                          self.logger)
+                          f"{self.control.noun} {self.control.symbol_name!r}", self.logger)
 
     def _instrument(self) -> None:
         """Install the metrics counting points (start, before the thread is spawned)."""
