@@ -171,7 +171,15 @@ class KuiperREST:
         raise AssertionError(f"rule {rule_id} status never matched: {json.dumps(status)[:3000]}")
 
     def plugin_status(self, name: str) -> dict[str, Any]:
+        """eKuiper's status of a portable plugin's process.
+
+        Right after boot eKuiper lists a dropped-in plugin before it has made the
+        plugin's process record, and the status endpoint answers 404 "not found" until
+        then: that reads as ``{"status": "not started"}``, so polls keep waiting.
+        """
         resp = self.get(f"/plugins/portables/{name}/status")
+        if resp.status == 404 and "not found" in str(resp.body):
+            return {"status": "not started", "errMsg": ""}
         assert resp.status == 200, resp
         return resp.body  # type: ignore[no-any-return]
 
