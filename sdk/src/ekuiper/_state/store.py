@@ -215,6 +215,26 @@ class SqliteStore(Store):
                 f"check the folder is writable, or set {STATE_DIR_ENV} to one that is")
         return StateError(f"cannot {doing} plugin state in {self.path}: {exc} ({hint})")
 
+    def _open_once(self, sqlite3: Any, mode: str) -> Any:
+        """Connect and set the file up (WAL, schema); sqlite3.Error as SQLite raised it."""
+        db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
+                             isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise StateError(f"{self.path} was written by a newer SDK (schema {version}, "
+                                 f"this one knows {_SCHEMA_VERSION}); upgrade the SDK")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {mode}")
+            db.execute(_SCHEMA)
+            if version < _SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     def _conn(self) -> Any:
         """The open connection (call with the lock held); opens it on first use."""
         if self._db is not None and self._pid == os.getpid():
@@ -237,28 +257,20 @@ class SqliteStore(Store):
                     "writable folder") from None
         elif not self.path.is_file():
             raise StateError(f"no plugin state file at {self.path}")
-        try:
-            db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000,
-                                 isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise self._fail("open", exc) from None
-        try:
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise StateError(f"{self.path} was written by a newer SDK (schema {version}, "
-                                 f"this one knows {_SCHEMA_VERSION}); upgrade the SDK")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute(f"PRAGMA synchronous = {mode}")
-            db.execute(_SCHEMA)
-            if version < _SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            db.close()
-            raise self._fail("open", exc) from None
-        except BaseException:
-            db.close()
-            raise
+        # While another process turns a new file into WAL, SQLite may answer "locked"
+        # without waiting on the busy timeout; the open is retried until that deadline.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.01
+        while True:
+            try:
+                db = self._open_once(sqlite3, mode)
+                break
+            except sqlite3.Error as exc:
+                if not isinstance(exc, sqlite3.OperationalError) or "locked" not in str(exc) \
+                        or time.monotonic() + pause > deadline:
+                    raise self._fail("open", exc) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
         self._db, self._pid = db, os.getpid()
         return db
 
