@@ -37,6 +37,8 @@ IDLE_CPU_PERCENT = 0.5  # "~0": at most 0.15 s of CPU in 30 s
 SOURCE_CPU_VS_GO = 1.0  # plugin CPU per row, this SDK / Go SDK: at or below
 NUMPY_EMIT_VS_JSON = 3.0  # numpy row: stdlib json after .tolist() / the SDK's encoder
 FUNCTION_OF_FLOOR = 0.95  # function rate / the floor plugin's, as near zero-cost as it gets
+METRICS_ON_VS_OFF = 1.05  # plugin CPU per row with per-symbol metrics on / off
+METRICS_CASES = ("source", "function", "sink_single_noack")
 FLOOR, PYFLOOR = "floor", "pyfloor"
 NUMPY_PAIR = "sdk_numpy / sdk_numpy_json"
 
@@ -171,6 +173,18 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         numpy["ratio"]["median"] >= NUMPY_EMIT_VS_JSON if numpy else None,
         f"{numpy['ratio']['median']:.2f}x ({numpy['us_per_emit']['median']:.1f} vs "
         f"{numpy['baseline_us_per_emit']['median']:.1f} µs)" if numpy else "not measured"))
+    metrics = results.get("metrics_cost", {}).get("kuiperd", {})
+    for case in METRICS_CASES:
+        cost = metrics.get(case) or {}
+        cpu_ratio = cost.get("cpu_ratio")
+        label = CASES[case][0].replace(" (rows/s)", "").split(" (")[0]
+        targets.append(_target(
+            f"{label}: plugin CPU per row, metrics on vs off", f"< {METRICS_ON_VS_OFF:g}x",
+            cpu_ratio, cpu_ratio < METRICS_ON_VS_OFF if cpu_ratio is not None else None,
+            f"{cpu_ratio:.3f}x [{cost['cpu_ratio_range'][0]:.3f}{DASH}"
+            f"{cost['cpu_ratio_range'][1]:.3f}] over {len(cost['pairs'])} pairs "
+            f"({cost['cpu_us_per_row_off']:.2f} vs {cost['cpu_us_per_row_on']:.2f} µs)"
+            if cpu_ratio is not None else "not measured"))
     cold = results["cold_start"].get(OURS)
     targets.append(_target("cold start to handshake (median)", f"<= {COLD_START_MS:g} ms",
                            cold["median"] if cold else None,

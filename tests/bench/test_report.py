@@ -91,3 +91,23 @@ def test_numpy_series_of_no_run_is_empty() -> None:
     """No successful interleave run leaves the target unmeasured."""
     assert report.numpy_series([]) == {}
     assert target(results(micro_numpy={}), "emit of a 100-float")["met"] is None
+
+
+def metrics_case(ratios: list[float]) -> dict[str, Any]:
+    """One case of the metrics cost's kuiperd A/B with these paired on/off ratios."""
+    return {"cpu_ratio": sorted(ratios)[len(ratios) // 2],
+            "cpu_ratio_range": [min(ratios), max(ratios)],
+            "cpu_us_per_row_off": 4.0, "cpu_us_per_row_on": 4.1,
+            "pairs": [{} for _ in ratios]}
+
+
+def test_metrics_cost_is_met_below_five_percent_per_case() -> None:
+    """Each metrics case is its own target: the median paired CPU ratio under 1.05x."""
+    res = results(metrics_cost={"kuiperd": {"source": metrics_case([1.01, 1.03, 1.02]),
+                                            "function": metrics_case([1.04, 1.08, 1.06])}})
+    source = target(res, "source -> nop: plugin CPU per row, metrics")
+    function = target(res, "revert() on simulator rows: plugin CPU per row, metrics")
+    sink = target(res, "sink sendSingle=true requireAck=false: plugin CPU per row, metrics")
+    assert (source["met"], function["met"], sink["met"]) == (True, False, None)
+    assert "1.020x [1.010" in source["shown"] and "over 3 pairs" in source["shown"]
+    assert sink["shown"] == "not measured"

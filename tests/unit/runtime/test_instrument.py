@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 from ekuiper import Context, Function, PluginConfig, Sink, Source
+from ekuiper._kinds import SOURCE
+from ekuiper._protocol import Control
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
@@ -70,27 +73,36 @@ def test_metrics_on_counts_source_rows_and_bytes() -> None:
 
 
 def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
-    """A send that times out marks the source blocked; the next success clears it."""
+    """While emit waits on a send that timed out the source is blocked; a success clears it."""
     from ekuiper._metrics import SymbolStats
-    from ekuiper._runtime.instrument import _CountingSource
-
-    class Flaky:
-        fail = True
-
-        def send(self, data: bytes) -> None:
-            if self.fail:
-                raise ChannelTimeout("full")
+    from ekuiper._protocol import Meta
+    from ekuiper._runtime.context import SymbolContext
+    from ekuiper._runtime.instrument import instrument
 
     stats = SymbolStats({})
-    channel = Flaky()
-    counting = _CountingSource(channel, stats)  # type: ignore[arg-type]
-    try:
-        counting.send(b"{}")
-    except ChannelTimeout:
-        pass
-    assert stats.blocked_since_ns and stats.blocked_since_ns <= time.perf_counter_ns()
-    channel.fail = False
-    counting.send(b"{}")
+    blocked_while_waiting: list[int] = []
+
+    class Full:
+        """eKuiper not reading for two sends, then taking the row."""
+        timeouts = 2
+
+        def send(self, data: bytes) -> None:
+            if self.timeouts:
+                self.timeouts -= 1
+                blocked_while_waiting.append(stats.blocked_since_ns)
+                raise ChannelTimeout("full")
+
+    class SourceLike:
+        control = Control("src", SOURCE.wire, Meta("r", "op", 0))
+        ctx = SymbolContext(SOURCE.noun, "src", Meta("r", "op", 0), logging.getLogger("t"))
+
+    SourceLike.ctx.attach_emitter(Full())  # type: ignore[arg-type]
+    source = SourceLike()
+    source.stats = stats  # type: ignore[attr-defined]
+    instrument(source)
+    source.ctx.emit({"i": 1})
+    # The first timeout is seen before it is marked; the retry inside the wait sees it.
+    assert blocked_while_waiting[0] == 0 and blocked_while_waiting[1] > 0
     assert stats.blocked_since_ns == 0 and stats.rows == 1
 
 
