@@ -19,6 +19,8 @@ from tests.protocol.events import wait_for
 
 RULES = 20
 SINK_IN = "sink_recorder_0_0_records_in_total"
+# Log lines worth printing for a stuck rule: eKuiper's and the plugin's warnings and errors.
+_COMPLAINTS = ("level=error", "level=warn", " ERROR ", " WARNING ")
 
 
 def _plugin_stats(kuiperd: Kuiperd) -> tuple[int, int, int]:
@@ -84,7 +86,11 @@ def test_soak_many_rules_with_churn(boot_kuiperd: BootKuiperd, tmp_path: Path) -
     for rule in stuck:
         status = kuiperd.rule_status(rule)
         print(rule, {k: v for k, v in status.items()
-                     if k == "status" or "records_in" in k or ("last_exception" in k and v)})
+                     if k in ("status", "message") or "records_in" in k
+                     or ("last_exception" in k and v)})
+        # What eKuiper logged of it (the teardown's tail holds only the last rules' stops).
+        print("\n".join(line[:600] for line in kuiperd.log().splitlines()
+                        if rule in line and any(level in line for level in _COMPLAINTS)))
     assert stuck == []
     assert rss_end < rss_start * 1.3 + 5_000
     assert threads_end <= threads_start + 2
