@@ -23,6 +23,7 @@ from tests.e2e.kuiper import (
     free_port,
     kuiperd_dist,
 )
+from tests.e2e.metered import CONTAINER_DIR, HEALTH_LIMIT_S, Metered
 
 _dists: dict[str, Path] = {}
 
@@ -182,10 +183,12 @@ def docker_stack(request: pytest.FixtureRequest,
     port = free_port()
     saved = {k: os.environ.get(k) for k in
              ("EKUIPER_REST_PORT", "EKUIPER_PLUGINS_DIR", "SLIM_PYTHON_IMAGE",
-              "EKUIPER_PLUGIN_HEALTH_STUCK_S")}
-    # A short stuck limit lets test_plugin_metrics see a slow sink stuck (health only).
+              "EKUIPER_PLUGIN_HEALTH_STUCK_S", "EKUIPER_PLUGIN_HEALTH_BLOCKED_S")}
+    # Short stuck and blocked limits let test_plugin_metrics see a slow sink or function
+    # stuck and a source blocked (health only).
     os.environ.update(EKUIPER_REST_PORT=str(port), EKUIPER_PLUGINS_DIR=str(plugins),
-                      SLIM_PYTHON_IMAGE=image, EKUIPER_PLUGIN_HEALTH_STUCK_S="2")
+                      SLIM_PYTHON_IMAGE=image, EKUIPER_PLUGIN_HEALTH_STUCK_S=HEALTH_LIMIT_S,
+                      EKUIPER_PLUGIN_HEALTH_BLOCKED_S=HEALTH_LIMIT_S)
     project = request.getfixturevalue("docker_compose_project_name")
     # At the very end of the session, after pytest-docker's `compose down`: remove the
     # per-session tag only (its layers stay cached for the next build).
@@ -212,3 +215,21 @@ def docker_stack(request: pytest.FixtureRequest,
             else:
                 os.environ[key] = value
 
+
+
+@pytest.fixture(params=["native", "docker"])
+def metered(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
+            tmp_path: Path) -> Iterator[Metered]:
+    """An eKuiper with testplug whose plugins export metrics, native and in compose."""
+    if request.param == "docker":
+        stack: DockerKuiperd = request.getfixturevalue("docker_stack")
+        yield Metered(stack, CONTAINER_DIR, stack.container)
+        return
+    directory = tempfile.mkdtemp(prefix="ekm-")  # short: socket paths hold 107 bytes
+    kuiperd = boot_kuiperd(drop_in=(TESTPLUG,), env={
+        "TESTPLUG_OUT": str(tmp_path), "EKUIPER_PLUGIN_METRICS_DIR": directory,
+        "EKUIPER_PLUGIN_HEALTH_STUCK_S": HEALTH_LIMIT_S,
+        "EKUIPER_PLUGIN_HEALTH_BLOCKED_S": HEALTH_LIMIT_S})
+    yield Metered(kuiperd, directory)
+    kuiperd.stop()
+    shutil.rmtree(directory, ignore_errors=True)

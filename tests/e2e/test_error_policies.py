@@ -1,21 +1,25 @@
-"""Per-record error policies in a real kuiperd: testplug's nullfails function (on_error =
-ErrorPolicy.null()) and flaky sink (ErrorPolicy.retry, overridable per action)."""
+"""Per-record error policies in a real kuiperd: testplug's nullfails and defaultfails
+functions (on_error = ErrorPolicy.null() / .default(-1)) and flaky sink (ErrorPolicy.retry,
+overridable per action)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from typing import Any
 
 from tests.e2e.conftest import DOCKER, NATIVE, targets
 from tests.e2e.kuiper import Kuiperd, KuiperREST
+from tests.e2e.metered import Metered, value, write_source_conf
 from tests.e2e.scenarios import file_action, metric, read_lines, stop_rule, uid
-from tests.protocol.events import events
+from tests.protocol.events import wait_for
 
 FLAKY = "sink_flaky_0_0"
 
 
-def _counter_rule(kuiper: KuiperREST, select: str, actions: list[dict]) -> str:
+def _counter_rule(kuiper: KuiperREST, select: str, actions: list[dict],
+                  extra: str = "") -> str:
     stream, rule = uid("s_"), uid("r_")
-    kuiper.create_stream(stream, "counter", uid("ds-"))
+    kuiper.create_stream(stream, "counter", uid("ds-"), extra=extra)
     resp = kuiper.create_rule(rule, f"SELECT {select} FROM {stream}", actions)
     assert resp.status in (200, 201), resp
     return rule
@@ -47,40 +51,77 @@ def test_function_without_policy_still_counts_errors(kuiper: KuiperREST) -> None
     assert "cannot divide by zero" in metric(status, "op_2_project_0_last_exception")
 
 
-@targets(NATIVE)
-def test_retried_sink_delivers_every_row_once_in_order(kuiper: KuiperREST,
-                                                       tmp_path: Path) -> None:
+def _flaky_events(kuiper: KuiperREST, directory: str, event: str) -> list[dict[str, Any]]:
+    """What flaky recorded in its events_dir (a path as kuiperd sees it)."""
+    text = kuiper.read_text(f"{directory}/events.jsonl") or ""
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [r for r in rows if r["event"] == event]
+
+
+@targets(NATIVE, DOCKER)
+def test_retried_sink_delivers_every_row_once_in_order(kuiper: KuiperREST) -> None:
     """flaky fails twice per message; its retry policy delivers each row once, in order,
     and eKuiper sees only ok acks."""
+    out = kuiper.out_path(uid("flaky-"))
     rule = _counter_rule(kuiper, "n",
-                         [{"flaky": {"requireAck": True, "sendSingle": True}}])
+                         [{"flaky": {"requireAck": True, "sendSingle": True,
+                                     "events_dir": out}}])
     status = kuiper.wait_status(
         rule, lambda s: s.get(f"{FLAKY}_records_out_total", 0) >= 5, timeout=30)
     stop_rule(kuiper, rule)
-    kept = [e["data"] for e in events(tmp_path, "collect") if e["symbol"] == "flaky"]
+    kept = [e["data"] for e in _flaky_events(kuiper, out, "collect")]
+    assert len(kept) >= 5
     assert kept == [f'{{"n":{n}}}' for n in range(len(kept))]
     attempts: dict[str, int] = {}
-    for e in events(tmp_path, "attempt"):
+    for e in _flaky_events(kuiper, out, "attempt"):
         attempts[e["data"]] = e["n"]
     assert {attempts[data] for data in kept} == {3}
     assert metric(status, f"{FLAKY}_exceptions_total") == 0
 
 
-@targets(NATIVE)
-def test_exhausted_retries_ack_the_error(kuiper: KuiperREST, tmp_path: Path) -> None:
+@targets(NATIVE, DOCKER)
+def test_exhausted_retries_ack_the_error(kuiper: KuiperREST) -> None:
     """With collectRetries: 1 in the action (overriding the class), each message fails its
     two attempts and eKuiper counts one sink exception per message with the text."""
+    out = kuiper.out_path(uid("flaky-"))
     rule = _counter_rule(kuiper, "n",
                          [{"flaky": {"requireAck": True, "sendSingle": True,
-                                     "collectRetries": 1, "collectBackoff": "20ms"}}])
+                                     "collectRetries": 1, "collectBackoff": "20ms",
+                                     "events_dir": out}}])
     status = kuiper.wait_status(
         rule, lambda s: s.get(f"{FLAKY}_exceptions_total", 0) >= 3, timeout=30)
     stop_rule(kuiper, rule)
     assert metric(status, f"{FLAKY}_last_exception").endswith(
         "ConnectionError: store unavailable (attempt 2) (gave up after 2 attempts)")
     assert metric(status, f"{FLAKY}_records_out_total") == 0
-    assert not [e for e in events(tmp_path, "collect") if e["symbol"] == "flaky"]
-    assert {e["n"] for e in events(tmp_path, "attempt")} == {1, 2}
+    assert not _flaky_events(kuiper, out, "collect")
+    attempts = _flaky_events(kuiper, out, "attempt")
+    assert len(attempts) >= 6
+    assert {e["n"] for e in attempts} == {1, 2}
+
+
+def test_default_policy_rows_carry_the_default(metered: Metered) -> None:
+    """defaultfails raises for odd n; ErrorPolicy.default(-1) gives those rows -1, the
+    others their result, no exception reaches the rule, and the plugin counts each
+    replaced row (as a row, not an error)."""
+    kuiper, conf, rows = metered.kuiper, uid("c"), 10
+    # A counter that stops at `rows` makes every count exact.
+    write_source_conf(metered, conf, f"limit: {rows}")
+    out = kuiper.out_path(uid("defaultfails-") + ".jsonl")
+    rule = _counter_rule(kuiper, "n, defaultfails(n) AS x", [file_action(out)],
+                         extra=f', CONF_KEY="{conf}"')
+    status = kuiper.wait_status(
+        rule, lambda s: s.get("sink_file_0_0_records_in_total", 0) >= rows)
+    labels = {"symbol": "defaultfails", "rule": rule}
+    wait_for(lambda: value(metered, "ekuiper_plugin_calls_total", **labels) == rows,
+             what="every call counted")
+    assert value(metered, "ekuiper_plugin_errors_replaced_total", **labels) == rows // 2
+    assert value(metered, "ekuiper_plugin_rows_total", **labels) == rows
+    assert value(metered, "ekuiper_plugin_errors_total", **labels) == 0
+    stop_rule(kuiper, rule)
+    got = [(row["n"], row["x"]) for row in read_lines(kuiper, out)]
+    assert got == [(n, -1 if n % 2 else n * 10) for n in range(rows)]
+    assert metric(status, "op_2_project_0_exceptions_total") == 0
 
 
 @targets(NATIVE)

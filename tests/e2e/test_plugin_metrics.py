@@ -7,122 +7,14 @@ the container, as an operator would.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import signal
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
-from ekuiper._cli.health import HealthUnavailable, fetch
-from tests.conftest import REPO, TEST_PLUGINS
-from tests.e2e.conftest import BootKuiperd
-from tests.e2e.docker_target import DockerKuiperd
-from tests.e2e.kuiper import KuiperREST
+from tests.e2e.metered import Metered, health, in_state, state_of, value, write_source_conf
 from tests.e2e.scenarios import uid
 from tests.protocol.events import wait_for
 
-TESTPLUG = TEST_PLUGINS / "testplug"
-# compose.yaml's EKUIPER_PLUGIN_METRICS_DIR inside the container.
-CONTAINER_DIR = "/kuiper/metrics"
 ROWS = 200
-
-
-@dataclass
-class Metered:
-    """An eKuiper whose plugins export metrics, and how to read them where they run."""
-
-    kuiper: KuiperREST
-    directory: str
-    container: Any = None
-
-    def get(self, target: str) -> tuple[int, bytes]:
-        if self.container is None:
-            return fetch(Path(self.directory) / "testplug.sock", target)
-        code = ("import sys; from pathlib import Path; from ekuiper._cli.health import fetch; "
-                f"s, b = fetch(Path({self.directory!r}) / 'testplug.sock', {target!r}); "
-                "sys.stdout.write(str(s) + '\\n' + b.decode())")
-        exit_code, output = self.container.exec_run(["/opt/venv/bin/python", "-c", code])
-        assert exit_code == 0, output
-        status, _, body = output.decode().partition("\n")
-        return int(status), body.encode()
-
-    def status_cli(self) -> subprocess.CompletedProcess[str]:
-        if self.container is None:
-            return subprocess.run(
-                [sys.executable, "-m", "ekuiper._cli", "status", "testplug", "--server",
-                 self.kuiper.base_url, "--metrics-dir", self.directory],
-                capture_output=True, text=True, timeout=60)
-        exit_code, output = self.container.exec_run(["ekuiper-plugin", "status", "testplug"])
-        return subprocess.CompletedProcess([], exit_code, output.decode(), "")
-
-
-    def healthcheck(self) -> subprocess.CompletedProcess[str]:
-        """The image's healthcheck, plugins included (EKUIPER_HEALTHCHECK_PLUGINS=1)."""
-        if self.container is None:
-            return subprocess.run(
-                [sys.executable, str(REPO / "images" / "healthcheck.py"),
-                 f"{self.kuiper.base_url}/"], capture_output=True, text=True, timeout=60,
-                env={**os.environ, "EKUIPER_PLUGIN_METRICS_DIR": self.directory,
-                     "EKUIPER_HEALTHCHECK_PLUGINS": "1"})
-        exit_code, output = self.container.exec_run(
-            ["/opt/venv/bin/python", "/usr/local/lib/ekuiper/healthcheck.py",
-             "http://127.0.0.1:9081/"], environment={"EKUIPER_HEALTHCHECK_PLUGINS": "1"})
-        return subprocess.CompletedProcess([], exit_code, "", output.decode())
-
-
-@pytest.fixture(params=["native", "docker"])
-def metered(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
-            tmp_path: Path) -> Iterator[Metered]:
-    if request.param == "docker":
-        stack: DockerKuiperd = request.getfixturevalue("docker_stack")
-        yield Metered(stack, CONTAINER_DIR, stack.container)
-        return
-    directory = tempfile.mkdtemp(prefix="ekm-")  # short: socket paths hold 107 bytes
-    kuiperd = boot_kuiperd(drop_in=(TESTPLUG,), env={
-        "TESTPLUG_OUT": str(tmp_path), "EKUIPER_PLUGIN_METRICS_DIR": directory,
-        "EKUIPER_PLUGIN_HEALTH_STUCK_S": "2"})
-    yield Metered(kuiperd, directory)
-    kuiperd.stop()
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def samples(metered: Metered) -> list[Any]:
-    status, body = metered.get("/metrics")
-    assert status == 200
-    return [s for family in text_string_to_metric_families(body.decode())
-            for s in family.samples]
-
-
-def value(metered: Metered, name: str, **labels: str) -> float:
-    found = [s.value for s in samples(metered)
-             if s.name == name and labels.items() <= s.labels.items()]
-    assert len(found) == 1, (name, labels, found)
-    return float(found[0])
-
-
-def health(metered: Metered) -> tuple[int, dict[str, Any]]:
-    status, body = metered.get("/health")
-    return status, json.loads(body)
-
-
-def state_of(metered: Metered, symbol: str, rule: str) -> str | None:
-    """The symbol's state, or None while the plugin (started on first use) has no socket."""
-    try:
-        document = health(metered)[1]
-    except HealthUnavailable:
-        return None
-    for item in document["symbols"]:
-        if item["symbol"] == symbol and item.get("rule") == rule:
-            return str(item["state"])
-    return None
 
 
 def test_counts_equal_the_rows_ekuiper_saw(metered: Metered) -> None:
@@ -131,7 +23,7 @@ def test_counts_equal_the_rows_ekuiper_saw(metered: Metered) -> None:
     stream, rule = uid("s_"), uid("r_")
     conf = uid("c")
     # The counter takes its limit from its yaml: put it where kuiperd reads it.
-    _write_source_conf(metered, conf, f"interval: 0.002\n  limit: {ROWS}")
+    write_source_conf(metered, conf, f"interval: 0.002\n  limit: {ROWS}")
     kuiper.create_stream(stream, "counter", uid("ds-"), extra=f', CONF_KEY="{conf}"')
     resp = kuiper.create_rule(rule, f"SELECT n, sleepy(0) AS z FROM {stream}",
                               [{"recorder": {"requireAck": True, "sendSingle": True,
@@ -198,20 +90,93 @@ def test_unhealthy_symbols_are_seen(metered: Metered) -> None:
              what="the plugin stopped the deleted rules' symbols")
 
 
-def _write_source_conf(metered: Metered, key: str, body: str) -> None:
-    text = f"default:\n  interval: 0.05\n{key}:\n  {body}\n"
+def test_source_whose_open_returned_is_returned(metered: Metered) -> None:
+    """reporter's open() reports an error, emits a row and returns: once quiet past the
+    stuck limit it is 'returned', unhealthy, with its reported error as the last one."""
+    kuiper = metered.kuiper
+    stream, rule = uid("s_"), uid("r_")
+    kuiper.create_stream(stream, "reporter", uid("ds-"))
+    assert kuiper.create_rule(rule, f"SELECT * FROM {stream}", [{"log": {}}]).status \
+        in (200, 201)
+    item = wait_for(lambda: in_state(metered, "reporter", rule, "returned"), timeout=30,
+                    what="the reporter source returned")
+    assert item["healthy"] is False and item["kind"] == "source"
+    assert item["detail"].startswith("open() returned; nothing emitted for ")
+    assert item["last_error"] == "sensor offline"
+    shown = metered.status_cli()
+    assert shown.returncode == 1, shown.stdout
+    assert f"source reporter rule={rule}" in shown.stdout
+    assert "returned (open() returned; nothing emitted for" in shown.stdout
+    kuiper.delete(f"/rules/{rule}")
+    wait_for(lambda: state_of(metered, "reporter", rule) is None, timeout=30,
+             what="the plugin stopped the deleted rule's source")
+
+
+def test_function_whose_exec_runs_too_long_is_stuck(metered: Metered) -> None:
+    """sleepy(4) runs each call past the 2 s stuck limit (within eKuiper's 5 s request
+    deadline): the function shows 'stuck' for the calling rule, and recovers."""
+    kuiper = metered.kuiper
+    stream, rule = uid("s_"), uid("r_")
+    kuiper.create_stream(stream, "counter", uid("ds-"))
+    assert kuiper.create_rule(rule, f"SELECT sleepy(4) AS z FROM {stream}",
+                              [{"log": {}}]).status in (200, 201)
+    item = wait_for(lambda: in_state(metered, "sleepy", rule, "stuck"), timeout=30,
+                    what="the sleepy function stuck")
+    assert item["healthy"] is False and item["kind"] == "function"
+    assert item["detail"].startswith("a request has been running for about ")
+    assert item["detail"].endswith("(limit 2 s, EKUIPER_PLUGIN_HEALTH_STUCK_S)")
+    shown = metered.status_cli()
+    assert shown.returncode == 1, shown.stdout
+    assert f"function sleepy rule={rule}" in shown.stdout
+    assert "stuck (a request has been running for about" in shown.stdout
+    kuiper.delete(f"/rules/{rule}")
+    # The call under way ends within its 4 s; the next test's functions are not stuck.
+    wait_for(lambda: state_of(metered, "sleepy", rule) != "stuck", timeout=30,
+             what="the sleepy function's last call ended")
+
+
+def test_source_ekuiper_stops_reading_is_blocked(metered: Metered) -> None:
+    """While kuiperd is paused (SIGSTOP) it takes no rows: a source emitting as fast as it
+    can waits past the 2 s limit and its health, read from the plugin's own socket, says
+    'blocked'; resumed, it is running again."""
+    # Why a paused kuiperd, not a slow sink: eKuiper 2.x drops rows when a rule's
+    # buffers are full ("buffer full, drop message"), so no slow rule pushes back on the
+    # source; only eKuiper not reading its source channel does.
+    kuiper = metered.kuiper
+    stream, rule, conf = uid("s_"), uid("r_"), uid("c")
+    write_source_conf(metered, conf, "threads: 1\n  rows: 100000000", source="threaded")
+    kuiper.create_stream(stream, "threaded", uid("ds-"), extra=f', CONF_KEY="{conf}"')
+    assert kuiper.create_rule(rule, f"SELECT * FROM {stream}", [{"nop": {}}]).status \
+        in (200, 201)
+    wait_for(lambda: state_of(metered, "threaded", rule) == "running", timeout=30,
+             what="the threaded source running")
+    pid = _kuiperd_pid(metered)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        item = wait_for(lambda: in_state(metered, "threaded", rule, "blocked"), timeout=30,
+                        what="the threaded source blocked")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert item["healthy"] is False and item["kind"] == "source"
+    assert item["detail"].startswith("emit() has waited ")
+    assert item["detail"].endswith(" s for eKuiper to take a row (limit 2 s, "
+                                   "EKUIPER_PLUGIN_HEALTH_BLOCKED_S)")
+    item = wait_for(lambda: in_state(metered, "threaded", rule, "running"), timeout=30,
+                    what="the threaded source running again")
+    assert item["healthy"] is True
+    kuiper.delete(f"/rules/{rule}")
+    wait_for(lambda: state_of(metered, "threaded", rule) is None, timeout=30,
+             what="the plugin stopped the deleted rule's source")
+
+
+def _kuiperd_pid(metered: Metered) -> int:
+    """kuiperd's process id as this machine sees it (the container's, from the host)."""
     if metered.container is None:
-        home: Path = metered.kuiper.home  # type: ignore[attr-defined]
-        (home / "etc" / "sources" / "counter.yaml").write_text(text)
-        return
-    # A running eKuiper keeps the source yaml it has read (an earlier test in the shared
-    # stack may have used counter): give it the section through its REST API instead.
-    # eKuiper turns an `interval` sent that way into a duration text ("0s"), which the
-    # counter does not read: that one stays at the stack's default.
-    conf: dict[str, Any] = {}
-    for line in body.splitlines():
-        name, _, raw = line.strip().partition(":")
-        if name != "interval":
-            conf[name] = json.loads(raw)
-    resp = metered.kuiper.put(f"/metadata/sources/counter/confKeys/{key}", conf)
-    assert resp.status == 200, resp
+        pid: int = metered.kuiper.proc.pid  # type: ignore[attr-defined]
+        return pid
+    top = metered.container.top(ps_args="-eo pid,args")
+    pid_col, args_col = top["Titles"].index("PID"), top["Titles"].index("COMMAND")
+    [found] = [int(row[pid_col]) for row in top["Processes"]
+               if row[args_col].split()[0].endswith("/kuiperd")
+               or row[args_col].split()[0] == "kuiperd"]
+    return found

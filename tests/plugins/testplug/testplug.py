@@ -15,8 +15,10 @@ from ekuiper import Context, ErrorPolicy, Function, PluginConfig, Sink, Source, 
 _lock = threading.Lock()
 
 
-def record(event: str, **fields: Any) -> None:
-    out = os.environ.get("TESTPLUG_OUT")
+def record(event: str, out_dir: str = "", **fields: Any) -> None:
+    # out_dir: a symbol's own place, for a kuiperd whose environment the test cannot set
+    # (the compose stack's).
+    out = out_dir or os.environ.get("TESTPLUG_OUT")
     if not out:
         return
     with _lock, open(os.path.join(out, "events.jsonl"), "a", encoding="utf-8") as fh:
@@ -170,21 +172,25 @@ class BadOpenSink(Sink):
 class Flaky(Sink):
     """Raises on the first ``fail_times`` (conf, default 2) attempts of each message, then
     keeps it; retried by its class policy unless the action's collect* properties say
-    otherwise. Records an "attempt" per call and a "collect" per message kept."""
+    otherwise. Records an "attempt" per call and a "collect" per message kept (in conf
+    ``events_dir`` when set, else $TESTPLUG_OUT)."""
 
     on_error = ErrorPolicy.retry(3, 0.05, 0.2)
 
     def configure(self, conf: dict) -> None:
         self.fail_times = int(conf.get("fail_times", 2))
         self.attempts: dict = {}
+        self.out_dir = str(conf.get("events_dir", ""))
+        if self.out_dir:
+            os.makedirs(self.out_dir, exist_ok=True)
 
     def collect(self, ctx: Context, data: Any) -> None:
         text = data.decode()
         self.attempts[text] = self.attempts.get(text, 0) + 1
-        record("attempt", symbol="flaky", data=text, n=self.attempts[text])
+        record("attempt", self.out_dir, symbol="flaky", data=text, n=self.attempts[text])
         if self.attempts[text] <= self.fail_times:
             raise ConnectionError(f"store unavailable (attempt {self.attempts[text]})")
-        record("collect", symbol="flaky", data=text, rule=ctx.get_rule_id())
+        record("collect", self.out_dir, symbol="flaky", data=text, rule=ctx.get_rule_id())
 
 
 class Upper(Function):
@@ -208,6 +214,17 @@ class NullFails(Function):
     """Raises for odd numbers; its on_error policy makes those rows null."""
 
     on_error = ErrorPolicy.null()
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        if int(args[0]) % 2:
+            raise ZeroDivisionError(f"odd {args[0]}")
+        return int(args[0]) * 10
+
+
+class DefaultFails(Function):
+    """Raises for odd numbers; its on_error policy gives those rows -1."""
+
+    on_error = ErrorPolicy.default(-1)
 
     def exec(self, args: List[Any], ctx: Context) -> Any:
         if int(args[0]) % 2:
@@ -240,5 +257,5 @@ if __name__ == "__main__":
          "threaded": Threaded},
         {"recorder": Recorder, "rows": RowRecorder, "badopen": BadOpenSink, "flaky": Flaky},
         {"upper": Upper, "fails": Fails, "notjson": NotJson, "nullfails": NullFails,
-         "sleepy": Sleepy},
+         "defaultfails": DefaultFails, "sleepy": Sleepy},
     ))
