@@ -1,5 +1,6 @@
 """Async symbols in a real kuiperd: asyncplug's async generator source, async sink with
-four messages in flight and sync function in one plugin process."""
+four messages in flight and sync function in one plugin process; its async configure,
+emit_async-awaiting open, async exec and async sink under requireAck."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.protocol.events import events, wait_for
 
 ASYNCPLUG = TEST_PLUGINS / "asyncplug"
 ROWS = 60
+PUSHED = 40  # the "forty" conf key of sources/pushes.yaml
+STEP = 7
 
 
 @pytest.fixture(params=[DEFAULT_VERSION, V1_VERSION])
@@ -44,6 +47,43 @@ def _rule(kuiperd: Kuiperd, conf_key: str) -> str:
         [{"store": {"sendSingle": True}}])
     assert resp.status in (200, 201), resp
     return rule
+
+
+def _pushes_rule(kuiperd: Kuiperd, select: str, action: dict[str, Any]) -> tuple[str, str]:
+    stream, rule = uid("s_"), uid("r_")
+    kuiperd.create_stream(stream, "pushes", uid("ds-"), extra=', CONF_KEY="forty"')
+    resp = kuiperd.create_rule(rule, f"SELECT {select} FROM {stream}", [action])
+    assert resp.status in (200, 201), resp
+    return stream, rule
+
+
+def _all_stored(out: Path, rule: str, count: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = wait_for(
+        lambda: len(_stored(out, rule)) >= count and _stored(out, rule),
+        timeout=30, what=f"{count} rows stored by rule {rule}")
+    return rows
+
+
+def _stopped(kuiperd: Kuiperd, rule: str, symbols: set[str]) -> None:
+    """Wait until eKuiper has the plugin's answer to the stop of each of ``symbols``.
+
+    The plugin's own events come before it answers; a kuiperd stopped in between leaves
+    the plugin waiting to answer and it outlives the fixture's teardown (1.x answers the
+    REST stop before its plugin does).
+    """
+    def answered() -> bool:
+        lines = [line for line in kuiperd.log().splitlines() if f"rule={rule}" in line]
+        return all(any(f'msg="stopped symbol {name}"' in line for line in lines)
+                   for name in symbols)
+    wait_for(answered, what=f"eKuiper's stop of {sorted(symbols)} in rule {rule}")
+
+
+def _stop_and_wait_close(kuiperd: Kuiperd, out: Path, rule: str,
+                         symbols: set[str]) -> list[dict[str, Any]]:
+    """Stop the rule, wait until its symbols are stopped, and return its events."""
+    stop_rule(kuiperd, rule)
+    _stopped(kuiperd, rule, symbols)
+    return [e for e in events(out) if e.get("rule") == rule]
 
 
 def test_async_source_and_sink_deliver_every_row_and_stop_cleanly(
@@ -80,10 +120,82 @@ def test_async_source_and_sink_deliver_every_row_and_stop_cleanly(
     assert opened and not [t for t in opened[0]["tasks"] if first in t]
     assert not [name for row in later for name in row["threads"] if first in name]
     stop_rule(kuiperd, second)
-    # Let the plugin answer both stops before the fixture stops kuiperd: a reply to a
-    # kuiperd that is gone holds the plugin's shutdown up (1.x answers the REST stop
-    # before its plugin does).
-    wait_for(lambda: {(e["event"], e.get("symbol")) for e in events(tmp_path)
-                      if e.get("rule") == second} >= {("open_ended", None),
-                                                      ("close", "store")},
-             what="the stop of the second rule")
+    _stopped(kuiperd, second, {"ticks", "store"})
+
+
+def test_async_exec_runs_on_the_plugin_event_loop(asyncplug_kuiperd: Kuiperd,
+                                                  tmp_path: Path) -> None:
+    """An async exec answers every call from the plugin's one event loop, the loop the
+    async source runs on."""
+    _, rule = _pushes_rule(asyncplug_kuiperd, "seq, loop, asyncfn(seq) AS y",
+                           {"store": {"sendSingle": True}})
+    rows = _all_stored(tmp_path, rule, PUSHED)
+    assert sorted(row["y"]["x"] for row in rows) == list(range(PUSHED))
+    assert all(row["y"]["x"] == row["seq"] for row in rows)
+    assert {row["y"]["thread"] for row in rows} == {"ekuiper-aio"}
+    assert {row["y"]["loop"] for row in rows} == {rows[0]["loop"]}
+    _stop_and_wait_close(asyncplug_kuiperd, tmp_path, rule, {"pushes", "store"})
+
+
+def test_emit_async_open_delivers_every_row_in_order(asyncplug_kuiperd: Kuiperd,
+                                                     tmp_path: Path) -> None:
+    """An async open awaiting emit_async (one row or a list of two in turn) gets every row
+    into eKuiper once, in emit order."""
+    # acked under requireAck collects one message at a time, so its file keeps the
+    # order eKuiper delivered the rows in.
+    stream, rule = _pushes_rule(asyncplug_kuiperd, "seq",
+                                {"acked": {"sendSingle": True, "requireAck": True}})
+    rows = _all_stored(tmp_path, rule, PUSHED)
+    assert [row["seq"] for row in rows] == list(range(PUSHED))
+    status = asyncplug_kuiperd.rule_status(rule)
+    assert status[f"source_{stream}_0_records_in_total"] == PUSHED
+    ended = _stop_and_wait_close(asyncplug_kuiperd, tmp_path, rule, {"pushes", "acked"})
+    assert [e["emitted"] for e in ended if e["event"] == "open_ended"] == [PUSHED]
+    assert len(_stored(tmp_path, rule)) == PUSHED
+
+
+def test_async_configure_converts_conf_before_open(asyncplug_kuiperd: Kuiperd,
+                                                   tmp_path: Path) -> None:
+    """An async configure runs on the loop before open, and the int it made of the conf's
+    string step is in every row."""
+    _, rule = _pushes_rule(asyncplug_kuiperd, "seq, value, configured_on, configured_loop, loop",
+                           {"store": {"sendSingle": True}})
+    rows = _all_stored(tmp_path, rule, PUSHED)
+    assert sorted((row["seq"], row["value"]) for row in rows) == \
+        [(n, n * STEP) for n in range(PUSHED)]
+    assert {row["configured_on"] for row in rows} == {"ekuiper-aio"}
+    assert {row["configured_loop"] for row in rows} == {rows[0]["loop"]}
+    _stop_and_wait_close(asyncplug_kuiperd, tmp_path, rule, {"pushes", "store"})
+
+
+def test_async_sink_with_require_ack_keeps_one_in_flight(asyncplug_kuiperd: Kuiperd,
+                                                         tmp_path: Path) -> None:
+    """Under requireAck an async sink declaring four in flight takes one message at a
+    time and stores every row in arrival order."""
+    _, rule = _pushes_rule(asyncplug_kuiperd, "seq",
+                           {"acked": {"sendSingle": True, "requireAck": True}})
+    rows = _all_stored(tmp_path, rule, PUSHED)
+    assert [row["seq"] for row in rows] == list(range(PUSHED))
+    ended = _stop_and_wait_close(asyncplug_kuiperd, tmp_path, rule, {"pushes", "acked"})
+    assert [e["peak"] for e in ended if e.get("symbol") == "acked"] == [1]
+
+
+def test_async_sink_acks_are_counted_in_rule_metrics(boot_kuiperd: BootKuiperd,
+                                                     tmp_path: Path) -> None:
+    """eKuiper counts each ack an async collect sends: ack_ok as a record out, its one
+    ack_error as an exception with the collect's text."""
+    # 2.x only: eKuiper 1.x's portable sink ignores requireAck and never reads an ack
+    # (it waits only when a "requiredACKs" property holds a Go int).
+    kuiperd = boot_kuiperd(DEFAULT_VERSION, drop_in=(ASYNCPLUG,),
+                           env={"ASYNCPLUG_OUT": str(tmp_path)})
+    _, rule = _pushes_rule(kuiperd, "seq", {"acked": {"sendSingle": True, "requireAck": True,
+                                                      "nack_seq": 5}})
+    prefix = "sink_acked_0_0_"
+    status = kuiperd.wait_status(
+        rule, lambda s: s.get(f"{prefix}records_out_total", 0)
+        + s.get(f"{prefix}exceptions_total", 0) >= PUSHED)
+    assert status[f"{prefix}records_in_total"] == PUSHED
+    assert status[f"{prefix}exceptions_total"] == 1
+    assert status[f"{prefix}records_out_total"] == PUSHED - 1
+    assert "acked refuses seq 5" in status[f"{prefix}last_exception"]
+    _stop_and_wait_close(kuiperd, tmp_path, rule, {"pushes", "acked"})
