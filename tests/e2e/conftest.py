@@ -216,7 +216,6 @@ def docker_stack(request: pytest.FixtureRequest,
                 os.environ[key] = value
 
 
-
 @pytest.fixture(params=["native", "docker"])
 def metered(request: pytest.FixtureRequest, boot_kuiperd: BootKuiperd,
             tmp_path: Path) -> Iterator[Metered]:
