@@ -40,6 +40,8 @@ FUNCTION_OF_FLOOR = 0.95  # function rate / the floor plugin's, as near zero-cos
 METRICS_ON_VS_OFF = 1.05  # plugin CPU per row with per-symbol metrics on / off
 METRICS_CASES = ("source", "function", "sink_single_noack")
 FLOOR, PYFLOOR = "floor", "pyfloor"
+# The C floor with EKUIPER_FUNCTION_SPIN_US=0: sleeping in recv for every call.
+FLOOR_SLEEPING = "floor_sleeping"
 NUMPY_PAIR = "sdk_numpy / sdk_numpy_json"
 
 
@@ -345,13 +347,17 @@ def _floor_markdown(results: dict[str, Any], labels: dict[str, str]) -> list[str
     reps = info["reps"]
     lines = ["", "Function case against its floor: one function, every call answered from "
              "a constant, no JSON parsed (`bench/floorplugin/`); fresh kuiperds back to "
-             "back, the order rotated:", "",
+             "back, the order rotated. The floors wait for the next call as the SDK does "
+             "(polling while calls come fast, `EKUIPER_FUNCTION_SPIN_US`); the last row is "
+             "the C floor sleeping in recv for every call, as a plugin without that poll "
+             "does:", "",
              "| plugin | calls/s | plugin CPU per call (µs) | share of the C floor's rate |",
              "|---|---:|---:|---:|"]
     names = {OURS: labels.get(OURS, OURS), FLOOR: info["label"],
-             PYFLOOR: info.get("python_label", PYFLOOR)}
+             PYFLOOR: info.get("python_label", PYFLOOR),
+             FLOOR_SLEEPING: f"{info['label']}, sleeping in recv (EKUIPER_FUNCTION_SPIN_US=0)"}
     floor_rates = series([r[FLOOR]["rate"] for r in reps if FLOOR in r])
-    for tag in (OURS, PYFLOOR, FLOOR):
+    for tag in (OURS, PYFLOOR, FLOOR, FLOOR_SLEEPING):
         rates = [r[tag]["rate"] for r in reps if tag in r]
         if not rates:
             continue

@@ -388,10 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     # and a baseline that mishandles a stop cannot spoil the next case.
     gate = QuietGate()
 
-    def on_fresh_kuiperd(sdk: Sdk, what: str,
-                         fn: Callable[[BenchKuiperd], T]) -> tuple[T | None, float]:
+    def on_fresh_kuiperd(sdk: Sdk, what: str, fn: Callable[[BenchKuiperd], T],
+                         env: dict[str, str] | None = None) -> tuple[T | None, float]:
         waited = gate.wait()
-        bench = BenchKuiperd(sdk, WORK / "homes" / sdk.tag, dist, folders[sdk.tag])
+        bench = BenchKuiperd(sdk, WORK / "homes" / sdk.tag, dist, folders[sdk.tag], env)
         try:
             bench.start()
             return run.attempt(what, partial(fn, bench)), waited
@@ -442,20 +442,25 @@ def main(argv: list[str] | None = None) -> int:
     # -- the function case against its floor: fresh kuiperds, the order alternating -------
     if floor is not None:
         floor_reps: list[dict[str, Any]] = []
-        trio = [ours, floor, pyfloor]
+        # The floors wait for a call as the SDK does (EKUIPER_FUNCTION_SPIN_US unset);
+        # the C floor also runs with that poll off, as a plugin that sleeps in recv.
+        plugins: list[tuple[str, Sdk, dict[str, str]]] = [
+            (ours.tag, ours, {}), (floor.tag, floor, {}), (pyfloor.tag, pyfloor, {}),
+            (report.FLOOR_SLEEPING, floor, {"EKUIPER_FUNCTION_SPIN_US": "0"})]
         for rep in range(args.reps):
             by_sdk: dict[str, Any] = {}
             floor_reps.append(by_sdk)
-            for sdk in trio[rep % 3:] + trio[:rep % 3]:
-                rule_id = f"bench_{sdk.tag}_floorfn_{rep}"
-                log(f"function floor rep {rep + 1}/{args.reps}: {sdk.tag}")
+            turn = rep % len(plugins)
+            for tag, sdk, env in plugins[turn:] + plugins[:turn]:
+                rule_id = f"bench_{tag}_floorfn_{rep}"
+                log(f"function floor rep {rep + 1}/{args.reps}: {tag}")
                 sample, _ = on_fresh_kuiperd(sdk, rule_id, partial(
                     _rate, case="function", rule_id=rule_id, warmup=args.warmup,
-                    window=args.window))
+                    window=args.window), env)
                 if sample:
                     log(f"    {sample.rate:,.0f} calls/s; plugin "
                         f"{sample.plugin_us_per_item:.1f} CPU-us/call")
-                    by_sdk[sdk.tag] = sample.as_dict()
+                    by_sdk[tag] = sample.as_dict()
         results["function_floor"] = {"available": True, "label": floor.label,
                                      "python_label": pyfloor.label, "reps": floor_reps}
 

@@ -9,6 +9,10 @@
  * system calls and the wake-ups any plugin pays. bench/run.py measures this SDK's
  * function rate against it, on fresh kuiperds in alternating order.
  *
+ * It waits for eKuiper's next call as the SDK's socket transport does: polling for up to
+ * EKUIPER_FUNCTION_SPIN_US (100 µs unset) while calls keep coming that fast, sleeping in
+ * recv otherwise; EKUIPER_FUNCTION_SPIN_US=0 makes it sleep always, as a plain plugin does.
+ *
  * Not a plugin to copy: it answers every control command "ok" and knows one symbol.
  */
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SYMBOL "benchrevert_floor"
@@ -32,18 +37,39 @@ static const char AGGREGATE_REPLY[] = "{\"state\":true,\"result\":false}";
 struct req {
     int fd;
     uint32_t next_id;
+    int quick; /* the last receive waited less than spin_ns: the next one polls */
     unsigned char buf[MAX_FRAME + 13];
 };
+
+static long long spin_ns; /* the function channel's poll window; 0: never poll */
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 static void die(const char *what) {
     fprintf(stderr, "benchfloor: %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-static void read_all(int fd, void *dst, size_t n) {
+/* recv, after polling for up to spin first (the SDK's ReqDialer does the same). */
+static ssize_t recv_spinning(int fd, void *dst, size_t n, long long spin) {
+    if (spin) {
+        long long deadline = now_ns() + spin;
+        do {
+            ssize_t got = recv(fd, dst, n, MSG_DONTWAIT);
+            if (got >= 0 || errno != EAGAIN) return got;
+        } while (now_ns() < deadline);
+    }
+    return recv(fd, dst, n, 0);
+}
+
+static void read_all(int fd, void *dst, size_t n, long long spin) {
     unsigned char *p = dst;
     while (n) {
-        ssize_t got = recv(fd, p, n, 0);
+        ssize_t got = recv_spinning(fd, p, n, spin);
         if (got <= 0) {
             if (got < 0 && errno == EINTR) continue;
             exit(got == 0 ? 0 : 1); /* eKuiper closed the channel: nothing left to serve */
@@ -81,7 +107,7 @@ static void req_dial(struct req *r, const char *path) {
         usleep(100000);
     }
     write_all(r->fd, header, sizeof header);
-    read_all(r->fd, peer, sizeof peer);
+    read_all(r->fd, peer, sizeof peer, 0);
     r->next_id = 1;
 }
 
@@ -101,13 +127,15 @@ static void req_send(struct req *r, const char *body, size_t len) {
 static const char *req_recv(struct req *r, size_t *len) {
     unsigned char head[9];
     uint64_t size = 0;
-    read_all(r->fd, head, sizeof head);
+    long long began = now_ns();
+    read_all(r->fd, head, sizeof head, r->quick ? spin_ns : 0);
+    r->quick = spin_ns && now_ns() - began < spin_ns;
     for (int i = 0; i < 8; i++) size = (size << 8) | head[1 + i];
     if (size < 4 || size > MAX_FRAME) {
         fprintf(stderr, "benchfloor: frame of %llu bytes\n", (unsigned long long)size);
         exit(1);
     }
-    read_all(r->fd, r->buf, size);
+    read_all(r->fd, r->buf, size, 0);
     r->buf[size] = 0;
     *len = size - 4;
     return (const char *)r->buf + 4;
@@ -115,6 +143,8 @@ static const char *req_recv(struct req *r, size_t *len) {
 
 static void *serve_function(void *unused) {
     static struct req r;
+    const char *spin_us = getenv("EKUIPER_FUNCTION_SPIN_US");
+    spin_ns = (spin_us && *spin_us ? atoll(spin_us) : 100) * 1000;
     const char *reply = "handshake";
     size_t reply_len = strlen(reply), len;
     (void)unused;

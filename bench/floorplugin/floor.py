@@ -3,15 +3,18 @@
 Raw Unix sockets and nng's SP framing, like bench/floorplugin/floor.c: one function,
 benchrevert_pyfloor, every Exec answered with a reply built once, no JSON parsed, one
 ``send`` and (usually) one ``recv`` per call. Between this and the C floor lies what the
-interpreter costs; between this SDK and this floor lies what the SDK costs. Not a plugin
-to copy: it answers every control command "ok" and knows one symbol.
+interpreter costs; between this SDK and this floor lies what the SDK costs. It waits for
+the next call as the C floor and the SDK do (EKUIPER_FUNCTION_SPIN_US). Not a plugin to
+copy: it answers every control command "ok" and knows one symbol.
 """
 
+import os
 import socket
 import struct
 import sys
 import threading
 import time
+from time import perf_counter_ns
 
 PLUGIN, SYMBOL = "benchpyfloor", "benchrevert_pyfloor"
 HEAD = struct.Struct(">BQ")
@@ -48,14 +51,28 @@ def recv_exact(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def recv_spinning(sock: socket.socket, spin_ns: int) -> bytes:
+    """recv, after polling for up to ``spin_ns`` first (as the SDK's ReqDialer does)."""
+    deadline = perf_counter_ns() + spin_ns
+    while True:
+        try:
+            return sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            if perf_counter_ns() > deadline:
+                return sock.recv(65536)
+
+
 def serve_function() -> None:
     sock = dial(f"/tmp/func_{SYMBOL}.ipc")
     recv, send = sock.recv, sock.send
-    request_id, reply = 1, b"handshake"
+    spin_ns = int(os.environ.get("EKUIPER_FUNCTION_SPIN_US") or 100) * 1000
+    request_id, reply, quick = 1, b"handshake", False
     while True:
         send(REQUEST_HEAD.pack(1, len(reply) + 4, request_id | 0x80000000) + reply)
         request_id += 1
-        data = recv(65536)
+        began = perf_counter_ns()
+        data = recv_spinning(sock, spin_ns) if quick else recv(65536)
+        quick = perf_counter_ns() - began < spin_ns
         if len(data) < 9:
             data += recv_exact(sock, 9 - len(data))
         _, size = HEAD.unpack_from(data)

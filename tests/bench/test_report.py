@@ -71,6 +71,16 @@ def test_function_floor_unmeasured_without_a_compiler() -> None:
     assert target(res, "function rate vs the floor")["met"] is None
 
 
+def test_function_floor_table_shows_the_sleeping_floor_against_the_polling_one() -> None:
+    """The C floor that sleeps in recv gets its own row, as a share of the polling floor."""
+    reps = [{**floor_rep(9_000, 10_000), report.FLOOR_SLEEPING:
+             {"rate": 5_000, "plugin_us_per_item": 14.0}}]
+    lines = report._floor_markdown({"function_floor": {"reps": reps, "label": "C floor"}},
+                                   {report.OURS: "this SDK"})
+    (sleeping,) = [line for line in lines if "sleeping in recv (" in line]
+    assert sleeping.startswith("| C floor, sleeping in recv") and sleeping.endswith("| 50% |")
+
+
 def test_kuiperd_cpu_skips_samples_without_a_count() -> None:
     """A sample that counted nothing adds no division by zero and no empty series."""
     raw = {"function": {report.OURS: [{"kuiperd_cpu_s": 1.0, "count": 0}],

@@ -93,3 +93,49 @@ def test_bad_frame_cap_stops_the_plugin_naming_the_variable(
     monkeypatch.delenv("EKUIPER_TRANSPORT", raising=False)
     with pytest.raises(PluginConfigError, match=f"EKUIPER_MAX_FRAME_BYTES='{text}' is not"):
         seam.transport_from_env()
+
+
+# -- EKUIPER_FUNCTION_SPIN_US -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cpus", "spin"), [(1.0, 0), (1.5, 0), (2.0, 100), (16.0, 100)])
+def test_function_spin_defaults_on_with_two_cores_or_more(
+        cpus: float, spin: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, a function polls 100 µs where two cores are there to run on, never below."""
+    monkeypatch.delenv("EKUIPER_FUNCTION_SPIN_US", raising=False)
+    assert seam.function_spin_us_from_env(cpus) == spin
+
+
+@pytest.mark.parametrize(("text", "spin"), [("0", 0), ("25", 25), (" 10000 ", 10000)])
+def test_function_spin_is_read_from_the_environment(text: str, spin: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """EKUIPER_FUNCTION_SPIN_US sets the poll, whatever the cores (0 turns it off)."""
+    monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", text)
+    assert seam.function_spin_us_from_env(1.0) == spin
+
+
+@pytest.mark.parametrize("text", ["fast", "-1", "10001", "1.5", "100us"])
+def test_bad_function_spin_stops_the_plugin_naming_the_variable(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything but whole microseconds from 0 to 10000 is a PluginConfigError naming it."""
+    monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", text)
+    monkeypatch.delenv("EKUIPER_TRANSPORT", raising=False)
+    with pytest.raises(PluginConfigError, match=f"EKUIPER_FUNCTION_SPIN_US='{text.strip()}'"):
+        seam.transport_from_env()
+
+
+def test_pynng_transport_never_spins(ipc_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pynng transport's functions wait in nng, so the setting does not apply to it."""
+    monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", "500")
+    assert NngTransport(ipc_dir).function_spin_us == 0
+    assert SocketTransport(ipc_dir).function_spin_us == 500
+
+
+@pytest.mark.parametrize(("affinity", "cpu_max", "cores"), [
+    (4, None, 4.0), (4, "max 100000\n", 4.0), (4, "150000 100000\n", 1.5),
+    (2, "800000 100000", 2.0), (8, "garbage", 8.0), (8, "x 100000", 8.0),
+    (8, "0 100000", 8.0)])
+def test_cpus_allowed_is_the_affinity_capped_by_the_cgroup_quota(
+        affinity: int, cpu_max: str | None, cores: float) -> None:
+    """A cgroup v2 quota below the affinity caps it; no quota or unreadable text does not."""
+    assert seam.cpus_allowed(affinity, cpu_max) == cores

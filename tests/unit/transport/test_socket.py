@@ -443,6 +443,82 @@ def test_req_locked_send_writes_only_the_rest_of_a_frame_begun(path: str) -> Non
         req.close()
 
 
+class CountingPolls:
+    """Counts the spinning receives a ReqDialer makes (the real poll still runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = _sp._poll_recv
+
+        def counted(sock: socket.socket, spin_ns: int) -> bytes | None:
+            self.calls += 1
+            return real(sock, spin_ns)
+
+        monkeypatch.setattr(_sp, "_poll_recv", counted)
+
+
+def test_req_spins_after_a_quick_reply_and_sleeps_after_a_slow_one(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply within the spin window makes the next receive poll; a late one stops that."""
+    polls = CountingPolls(monkeypatch)
+    with pynng.Rep0(recv_timeout=5000) as rep:
+        rep.listen(url(path))
+        # A window long enough for a thread's reply on a loaded machine.
+        req = ReqDialer(path, url(path), recv_timeout_ms=5000, spin_us=50_000)
+        replies = []
+        for i, delay in enumerate([0, 0, 0, 0.3, 0, 0]):
+            req.send(b"q%d" % i)
+            assert rep.recv() == b"q%d" % i
+
+            def answer(i: int = i, delay: float = delay) -> None:
+                time.sleep(delay)
+                rep.send(b"a%d" % i)
+
+            answering = in_background(answer)
+            replies.append((req.recv(), polls.calls))
+            answering.join()
+        req.close()
+    # The first receive has nothing to go on; the 0.3 s reply outlasted its poll, so the
+    # receive after it waits without polling, and the quick reply to that one brings
+    # the poll back.
+    assert replies == [(b"a0", 0), (b"a1", 1), (b"a2", 2), (b"a3", 3), (b"a4", 3),
+                       (b"a5", 4)]
+
+
+def test_req_spinning_keeps_the_receive_deadline(path: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a spin on, an unanswered request still times out, and the next one works."""
+    polls = CountingPolls(monkeypatch)
+    with pynng.Rep0(recv_timeout=5000) as rep:
+        rep.listen(url(path))
+        req = ReqDialer(path, url(path), recv_timeout_ms=100, spin_us=5000)
+        req._quick = True  # as after a busy stream of requests
+        req.send(b"handshake")
+        assert rep.recv() == b"handshake"
+        began = time.monotonic()
+        with pytest.raises(ChannelTimeout):
+            req.recv()
+        assert time.monotonic() - began >= 0.1
+        assert polls.calls == 1
+        rep.send(b"late")
+        req.send(b"handshake")
+        assert rep.recv() == b"handshake"
+        rep.send(b"fresh")
+        assert req.recv() == b"fresh"
+        assert polls.calls == 1  # a timeout is not quick: that receive did not poll
+        req.close()
+
+
+def test_req_close_ends_a_spinning_recv(path: str) -> None:
+    """close() from another thread ends a receive that is still polling."""
+    with pynng.Rep0() as rep:
+        rep.listen(url(path))
+        req = ReqDialer(path, url(path), spin_us=30_000_000)
+        req._quick = True
+        req.send(b"handshake")
+        assert_close_ends(req.recv, req.close)
+
+
 def test_req_recv_before_send_is_an_error(path: str) -> None:
     """A REQ that has not asked anything has nothing to receive."""
     with pynng.Rep0() as rep:

@@ -45,12 +45,15 @@ from ekuiper.errors import ChannelTimeout, EkuiperError, PluginConfigError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_FUNCTION_SPIN_US",
     "DEFAULT_SOURCE_BUFFER",
     "Channel",
     "ChannelTimeout",
     "NngTransport",
     "SocketTransport",
     "Transport",
+    "cpus_allowed",
+    "function_spin_us_from_env",
     "ipc_dir_from_env",
     "max_frame_bytes_from_env",
     "source_buffer_from_env",
@@ -60,6 +63,11 @@ __all__ = [
 IPC_DIR_ENV = "EKUIPER_IPC_DIR"
 TRANSPORT_ENV = "EKUIPER_TRANSPORT"
 SOURCE_BUFFER_ENV = "EKUIPER_SOURCE_SEND_BUFFER"
+FUNCTION_SPIN_ENV = "EKUIPER_FUNCTION_SPIN_US"
+# Socket transport only: how long a function's channel polls for eKuiper's next request
+# before it sleeps (see socket.ReqDialer); on with two or more cores to run on.
+DEFAULT_FUNCTION_SPIN_US = 100
+MAX_FUNCTION_SPIN_US = 10_000
 # pynng transport only: rows a source may have queued in nng, not yet taken by eKuiper.
 # The queue lets Python encode the next row while nng's I/O thread writes the last one.
 # Backpressure still blocks emit once it is full. The price: rows in the queue when the
@@ -148,6 +156,64 @@ def source_buffer_from_env() -> int:
     return max(0, min(value, 8192))  # what nng accepts
 
 
+def cpus_allowed(affinity: int, cpu_max: str | None) -> float:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 quota.
+
+    ``cpu_max`` is the text of the cgroup's ``cpu.max`` ("max 100000", or "50000 100000"
+    for half a core), None where there is none; text that is neither counts as no quota.
+    """
+    cores = float(affinity)
+    fields = (cpu_max or "").split()
+    if len(fields) == 2 and fields[0] != "max":
+        try:
+            quota, period = int(fields[0]), int(fields[1])
+        except ValueError:
+            return cores
+        if quota > 0 and period > 0:
+            cores = min(cores, quota / period)
+    return cores
+
+
+def _cpus_allowed_here() -> float:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as file:
+            cpu_max: str | None = file.read()
+    except (OSError, ValueError):
+        cpu_max = None
+    return cpus_allowed(affinity, cpu_max)
+
+
+def function_spin_us_from_env(cpus: float | None = None) -> int:
+    """How long a function channel polls before sleeping, from EKUIPER_FUNCTION_SPIN_US.
+
+    Unset: DEFAULT_FUNCTION_SPIN_US where the process may use two cores or more (``cpus``,
+    else its affinity and cgroup quota), 0 below that, where a poll would only take the
+    core from eKuiper, which has the request to send. PluginConfigError for anything but
+    a whole number of microseconds from 0 to MAX_FUNCTION_SPIN_US.
+    """
+    text = os.environ.get(FUNCTION_SPIN_ENV, "").strip()
+    if not text:
+        if cpus is None:
+            cpus = _cpus_allowed_here()
+        return DEFAULT_FUNCTION_SPIN_US if cpus >= 2 else 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_FUNCTION_SPIN_US:
+        raise PluginConfigError(
+            f"{FUNCTION_SPIN_ENV}={text!r} is not a number of microseconds from 0 to "
+            f"{MAX_FUNCTION_SPIN_US}; give how long a function polls for eKuiper's next "
+            f"request before it sleeps (0: never poll), or unset it for "
+            f"{DEFAULT_FUNCTION_SPIN_US} on two cores or more"
+        )
+    return value
+
+
 def max_frame_bytes_from_env() -> int:
     """The longest frame a channel accepts, from EKUIPER_MAX_FRAME_BYTES (64 MiB).
 
@@ -182,16 +248,20 @@ class _IpcTransport:
     dial_attempts = 50
     dial_interval_s = 0.1
 
-    def __init__(self, ipc_dir: str | None = None, max_frame_bytes: int | None = None) -> None:
+    def __init__(self, ipc_dir: str | None = None, max_frame_bytes: int | None = None,
+                 function_spin_us: int | None = None) -> None:
         self.ipc_dir = ipc_dir or ipc_dir_from_env()
         self.max_frame_bytes = (max_frame_bytes_from_env() if max_frame_bytes is None
                                 else max_frame_bytes)
+        self.function_spin_us = (function_spin_us_from_env() if function_spin_us is None
+                                 else function_spin_us)
 
     def control(self, plugin_name: str) -> Channel:
         return self._req(_protocol.control_url(self.ipc_dir, plugin_name), None)
 
     def function(self, symbol_name: str, keepalive_ms: int) -> Channel:
-        return self._req(_protocol.function_url(self.ipc_dir, symbol_name), keepalive_ms)
+        return self._req(_protocol.function_url(self.ipc_dir, symbol_name), keepalive_ms,
+                         self.function_spin_us)
 
     def function_listening(self, symbol_name: str) -> bool:
         """Does eKuiper listen on ``symbol_name``'s function channel now? Never raises.
@@ -224,7 +294,8 @@ class _IpcTransport:
     def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
         return self._push(_protocol.sink_ack_url(self.ipc_dir, meta), send_timeout_ms, False)
 
-    def _req(self, url: str, recv_timeout_ms: int | None) -> Channel:
+    def _req(self, url: str, recv_timeout_ms: int | None, spin_us: int = 0) -> Channel:
+        """``spin_us``: poll that long for a reply before sleeping (socket transport)."""
         raise NotImplementedError
 
     def _push(self, url: str, send_timeout_ms: int, rows: bool) -> Channel:
@@ -242,9 +313,9 @@ class SocketTransport(_IpcTransport):
     the queue, and emit blocks when it is full.
     """
 
-    def _req(self, url: str, recv_timeout_ms: int | None) -> Channel:
+    def _req(self, url: str, recv_timeout_ms: int | None, spin_us: int = 0) -> Channel:
         return _socket.ReqDialer(ipc_path(url), url, recv_timeout_ms, self.dial_attempts,
-                                 self.dial_interval_s, self.max_frame_bytes)
+                                 self.dial_interval_s, self.max_frame_bytes, spin_us)
 
     def _push(self, url: str, send_timeout_ms: int, rows: bool) -> Channel:
         return _socket.PushDialer(ipc_path(url), url, send_timeout_ms, self.dial_attempts,
@@ -259,11 +330,12 @@ class NngTransport(_IpcTransport):
 
     def __init__(self, ipc_dir: str | None = None, source_buffer: int | None = None,
                  max_frame_bytes: int | None = None) -> None:
-        super().__init__(ipc_dir, max_frame_bytes)
+        super().__init__(ipc_dir, max_frame_bytes, function_spin_us=0)
         self._nng: Any = _nng.load()
         self.source_buffer = source_buffer_from_env() if source_buffer is None else source_buffer
 
-    def _req(self, url: str, recv_timeout_ms: int | None) -> Channel:
+    def _req(self, url: str, recv_timeout_ms: int | None, spin_us: int = 0) -> Channel:
+        # spin_us is not nng's to honour: its I/O thread, not ours, waits for the reply.
         options: dict[str, int] = {"recv_max_size": self.max_frame_bytes}
         if recv_timeout_ms is not None:
             # resend_time=0: the keepalive handshake, not nng, re-drives an idle REQ.
