@@ -184,7 +184,8 @@ def test_stopping_symbol_without_thread_is_not_lost() -> None:
 
 
 def test_function_not_heard_from_is_lost() -> None:
-    """A function whose loop has not heard from eKuiper for keepalive + blocked_s is lost."""
+    """A function whose loop has not beaten (no request, no idle timeout) for keepalive +
+    blocked_s is lost: its channel is down, being redialled."""
     s = stats("function", rows=1)
     s.last_activity = NOW - 9
     assert evaluate(s, facts("function", hears=5.0), NOW_NS, NOW, SETTINGS).state == "lost"

@@ -90,7 +90,7 @@ HEALTHY_STATES: dict[str, bool] = {
     "failed": False,    # a source's or sink's open() raised
     "blocked": False,   # a source's emit has waited on eKuiper for too long
     "stuck": False,     # a sink's collect() or a function's request runs too long
-    "lost": False,      # the symbol's channel to eKuiper is gone (its loop ended)
+    "lost": False,      # the symbol's channel to eKuiper is gone (loop ended, or redialling)
 }
 
 
@@ -121,7 +121,10 @@ class SymbolStats:
         # True while collect() / a request runs: with activity unchanged since, it is the
         # same call (no clock read per row; the exporter's sampling tells how long).
         self.in_call = False
-        # A function: requests and idle keepalives, i.e. how often eKuiper was heard from.
+        # A function: requests, and idle receive timeouts on a connected channel: its
+        # loop's heartbeat, which stops while the channel is down and being redialled.
+        # Not proof that eKuiper is alive: eKuiper speaks only to call, so a paused or
+        # hung eKuiper with the connection up looks like an idle one.
         self.heard = 0
         # perf_counter_ns() when the emit waiting on eKuiper began (timeout path), else 0.
         self.blocked_since_ns = 0
@@ -172,7 +175,8 @@ class SymbolFacts:
     thread_alive: bool    # the symbol's own thread (open / recv loop / request loop)
     stopping: bool
     open_raised: bool     # a source's or sink's open() raised
-    # A function: its loop hears from eKuiper at least this often while connected.
+    # A function: its loop's heartbeat (``SymbolStats.heard``) beats at least this often
+    # while its channel is connected.
     hears_within_s: float = 0.0
 
 
@@ -210,7 +214,7 @@ def evaluate(stats: SymbolStats, facts: SymbolFacts, now_ns: int, now: float,
                                f"(limit {settings.stuck_s:g} s, {STUCK_ENV})")
     if facts.hears_within_s and not stats.in_call and \
             quiet_s > facts.hears_within_s + settings.blocked_s:
-        return Health("lost", f"the channel to eKuiper has not answered for about "
+        return Health("lost", f"the function's channel to eKuiper has been down for about "
                               f"{quiet_s:.0f} s (eKuiper's end is gone; the plugin keeps "
                               "redialling)")
     blocked = stats.blocked_since_ns

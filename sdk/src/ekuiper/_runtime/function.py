@@ -110,7 +110,7 @@ class FunctionRuntime(SymbolRuntime):
                     raw = channel.recv()
                 except ChannelTimeout:
                     if self.idle_stats is not None:
-                        self.idle_stats.heard += 1  # eKuiper is still there (health)
+                        self.idle_stats.heard += 1  # the channel is up (health)
                     channel.send(_protocol.HANDSHAKE)
                     continue
                 channel.send(self.handle(raw))

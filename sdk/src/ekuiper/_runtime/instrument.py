@@ -12,10 +12,10 @@ see ``_metrics`` for what that means for exactness):
   backpressure);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
   ack channel (acks ok/error);
-- function: ``idle_stats`` (the request loop counts an idle timeout, which shows eKuiper
-  is still there, on it), ``handle`` (latency, calls, rows, errors, busy) and ``context_for``, which
-  points ``runtime.stats`` at the calling rule's SymbolStats for the request in progress
-  (so an increment in ``handle`` counts for that rule).
+- function: ``idle_stats`` (the request loop counts an idle timeout, which shows its
+  channel is still connected, on it), ``handle`` (latency, calls, rows, errors, busy)
+  and ``context_for``, which points ``runtime.stats`` at the calling rule's SymbolStats
+  for the request in progress (so an increment in ``handle`` counts for that rule).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
         runtime.stats = base  # a request without a rule (Validate) counts under rule=""
         base.heard += 1
         base.in_call = True
-        if base.heard % every:  # heard: this symbol's requests and keepalives
+        if base.heard % every:  # heard: this symbol's requests and idle timeouts
             reply = handle(raw)
             base.in_call = False
             stats: SymbolStats = runtime.stats
