@@ -253,14 +253,14 @@ class Kuiperd(KuiperREST):
         }
         self.boot_env = env
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.wrapper, str(self.dist / "bin" / "kuiperd")],
-                                     cwd=self.home,
-                                     env=env, stdout=log, stderr=subprocess.STDOUT)
+        # kuiperd writes through its own copy of the descriptor: ours closes at once.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([*self.wrapper, str(self.dist / "bin" / "kuiperd")],
+                                         cwd=self.home,
+                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log.close()
                 this_boot = self.log_path.read_bytes()[log_start:].decode(errors="replace")
                 if "address already in use" in this_boot:
                     raise _PortTaken(this_boot)
