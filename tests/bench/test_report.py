@@ -58,6 +58,16 @@ def test_function_floor_share_is_the_ratio_of_median_rates() -> None:
     assert "9,000 of 10,000" in found["shown"]
 
 
+def test_function_floor_sleeping_in_recv_is_a_target_of_its_own() -> None:
+    """The SDK's rate over the C floor that sleeps in recv is its own target row."""
+    reps = [{**floor_rep(9_000, 20_000), report.FLOOR_SLEEPING: {"rate": 6_000}}]
+    found = target(results(function_floor={"reps": reps}), "function rate vs the C floor sl")
+    assert found["value"] == 1.5 and found["met"] is True
+    assert "9,000 of 6,000" in found["shown"]
+    assert target(results(function_floor={"reps": reps}),
+                  "function rate vs the floor")["met"] is False
+
+
 def test_function_floor_pairs_only_complete_repetitions() -> None:
     """A repetition where one side failed gives no paired ratio."""
     reps = [floor_rep(9_600, 10_000), {report.FLOOR: {"rate": 1.0}}]
