@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -470,24 +469,6 @@ def test_parse_func_request_exec_splits_args_and_func_meta() -> None:
     fmeta = json.dumps({"ruleId": "r1", "opId": "op2", "instanceId": 1, "funcId": 7})
     request = parse_func_request(func_frame("Exec", ["abc", 3, {"k": [1]}, fmeta]))
     assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}], Meta("r1", "op2", 1), 7)
-
-
-BIG = 123456789012345678901234567890
-
-
-@pytest.mark.parametrize("args", [[BIG], ["x", 1.5, BIG], [{"k": [BIG]}], [[BIG, 2]]],
-                         ids=["int", "beside-a-float", "in-an-object", "in-a-list"])
-def test_parse_func_request_exec_keeps_every_digit_of_big_ints(encoder: str,
-                                                               args: list[Any]) -> None:
-    """An integer beyond 64 bits reaches exec whole, wherever it sits in the args."""
-    request = parse_func_request(func_frame("Exec", [*args, '{"ruleId":"r","opId":"o"}']))
-    assert repr(request.args) == repr(args)
-
-
-def test_parse_func_request_validate_keeps_every_digit_of_big_ints(encoder: str) -> None:
-    """Validate's AST nodes keep an integer beyond 64 bits whole."""
-    nodes = [{"Val": BIG}]
-    assert repr(parse_func_request(func_frame("Validate", nodes)).args) == repr(nodes)
 
 
 def test_parse_func_request_exec_with_only_func_meta_has_no_args() -> None:

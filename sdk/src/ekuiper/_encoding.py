@@ -342,13 +342,6 @@ def _decode_orjson(raw: bytes | str) -> Any:
     return json.loads(raw)
 
 
-def _decode_orjson_loose(raw: bytes | str) -> Any:
-    try:
-        return _orjson.loads(raw)
-    except _orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 def _load_orjson() -> bool:
     global _orjson, _OPTIONS, _NUMPY_OPTION
     if _orjson is None:
@@ -368,8 +361,6 @@ def _load_orjson() -> bool:
 _ENCODE: dict[str, Callable[..., bytes]] = {"orjson": _encode_orjson, "json": _encode_json}
 _DECODE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson,
                                                     "json": json.loads}
-_DECODE_LOOSE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson_loose,
-                                                          "json": json.loads}
 _current = ""
 
 
@@ -378,7 +369,7 @@ def use(name: str | None = None) -> str:
 
     Returns the name in use. Raises ImportError for orjson when it is not installed.
     """
-    global encode, decode, decode_loose, _current
+    global encode, decode, _current
     if name is None:
         name = "orjson" if _load_orjson() else "json"
     elif name == "orjson" and not _load_orjson():
@@ -387,7 +378,6 @@ def use(name: str | None = None) -> str:
         raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODERS)}")
     encode = _ENCODE[name]
     decode = _DECODE[name]
-    decode_loose = _DECODE_LOOSE[name]
     _current = name
     return name
 
@@ -418,18 +408,6 @@ def _first_decode(raw: bytes | str) -> Any:
 decode: Callable[[bytes | str], Any] = _first_decode
 """``decode(raw) -> value``: JSON from eKuiper, exactly as ``json.loads`` reads it (and
 raising what it raises), with orjson's speed where the two agree."""
-
-
-def _first_decode_loose(raw: bytes | str) -> Any:
-    use()
-    return decode_loose(raw)
-
-
-decode_loose: Callable[[bytes | str], Any] = _first_decode_loose
-"""``decode_loose(raw) -> value``: as :func:`decode`, except that orjson may read an
-integer beyond 64 bits as the float nearest it. For a caller that looks at what it read
-anyway: where that holds no float (nor anything that could hold one), it is exactly what
-``decode`` gives, without the scan for long digit runs that ``decode`` pays for."""
 
 
 # -- binary payloads --------------------------------------------------------------------

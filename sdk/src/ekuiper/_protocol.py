@@ -302,27 +302,19 @@ def _parse_func_meta(raw_meta: str) -> tuple[Meta, int]:
 _new_request = tuple.__new__
 
 
-# Arguments no integer orjson rounded can be in (see _encoding.decode_loose).
-_EXACT_ARG_TYPES: Final = frozenset({str, int, bool, type(None)})
-
-
 def parse_func_request(raw: bytes) -> FuncRequest:
     """Parse one function-channel request, or raise ProtocolError."""
     try:
-        req = _encoding.decode_loose(raw)
+        req = _encoding.decode(raw)
     except (RecursionError, ValueError):
         req = _loads(raw, "function request")  # raises, naming what is wrong
     # A well-formed Exec, every call of a running rule, in as few steps as it takes.
     if type(req) is dict and req.get("func") == "Exec":
         arg = req.get("arg")
         if type(arg) is list and arg and type(arg[-1]) is str:
-            for value in arg:
-                if type(value) not in _EXACT_ARG_TYPES:  # a float, or a container
-                    arg = _encoding.decode(raw)["arg"]  # the same request, read exactly
-                    break
             meta, func_id = _parse_func_meta(arg.pop())
             return _new_request(FuncRequest, ("Exec", arg, meta, func_id))  # type: ignore[no-any-return]
-    return _parse_other_func_request(_encoding.decode(raw))  # rare: read exactly
+    return _parse_other_func_request(req)
 
 
 def _parse_other_func_request(req: Any) -> FuncRequest:
