@@ -3,7 +3,8 @@
 Two measurements, each a ratio of metrics on to metrics off taken in the same run:
 
 - ``kuiperd``: the ``source``, ``function`` and ``sink_single_noack`` rate cases
-  (bench/kuiperbench.py) on a fresh kuiperd each, metrics off and on alternating (off,
+  (bench/kuiperbench.py), and ``function`` again with its poll off (``function_nopoll``,
+  see RUNS), on a fresh kuiperd each, metrics off and on alternating (off,
   on, on, off, ...): the plugin process's CPU per row (``plugin_us_per_item``) and the
   rate. Under load the pairs scatter; the paired ratios' median is the figure.
 - ``instructions``: the same paths under callgrind (when valgrind is installed):
@@ -44,7 +45,13 @@ from bench.env import BENCH, REPO, WORK, Sdk, lay_out_plugin, log
 from bench.kuiperbench import BenchKuiperd, QuietGate
 
 METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
-CASES = ("source", "function", "sink_single_noack")
+CASES = ("source", "function", "function_nopoll", "sink_single_noack")
+# A case of this module -> (the rate case it runs, what it adds to kuiperd's environment).
+# function_nopoll: with the poll for the next call (EKUIPER_FUNCTION_SPIN_US), most of a
+# function's CPU per call is its wait for eKuiper, which grows with eKuiper's latency;
+# without it, the CPU per call is the plugin's own work and wake-ups.
+RUNS: dict[str, tuple[str, dict[str, str]]] = {
+    "function_nopoll": ("function", {"EKUIPER_FUNCTION_SPIN_US": "0"})}
 RESULTS = BENCH / "results"
 TARGET_RATIO = 1.05
 
@@ -206,18 +213,20 @@ def kuiperd(dist: Path, reps: int, warmup: float, window: float,
     gate = gate or QuietGate()
     out: dict[str, Any] = {}
     for case in cases:
+        rate_case, case_env = RUNS.get(case, (case, {}))
         pairs: list[dict[str, Any]] = []
         for rep in range(reps):
             pair: dict[str, Any] = {}
             for which in (("off", "on") if rep % 2 == 0 else ("on", "off")):
                 directory = tempfile.mkdtemp(prefix="ekb-") if which == "on" else None
                 gate.wait()
+                env = {**case_env, **({METRICS_DIR_ENV: directory} if directory else {})}
                 bench = BenchKuiperd(sdk, WORK / "homes" / f"metrics-{which}", dist, folder,
-                                     env={METRICS_DIR_ENV: directory} if directory else None)
+                                     env=env)
                 try:
                     bench.start()
-                    sample = bench.rate(case, f"bench_metrics_{case}_{which}_{rep}", warmup,
-                                        window)
+                    sample = bench.rate(rate_case, f"bench_metrics_{case}_{which}_{rep}",
+                                        warmup, window)
                 finally:
                     bench.stop()
                     if directory:

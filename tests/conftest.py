@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ekuiper import _encoding
+
 # Fixtures shared across suites: `trap` (pip's index and proxies on a counting port).
 pytest_plugins = ["tests.pip_trap"]
 
@@ -46,6 +48,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture(params=_encoding.ENCODERS)
+def encoder(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The SDK switched to one encoder for the test, then back to its own choice."""
+    name: str = request.param
+    try:
+        _encoding.use(name)
+    except ImportError:
+        skip_or_fail(f"{name} is not installed (the dev extra installs it)")
+    yield name
+    _encoding.use()
 
 
 @pytest.fixture

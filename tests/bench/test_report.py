@@ -131,3 +131,12 @@ def test_metrics_cost_is_met_below_five_percent_per_case() -> None:
     assert (source["met"], function["met"], sink["met"]) == (True, False, None)
     assert "1.020x [1.010" in source["shown"] and "over 3 pairs" in source["shown"]
     assert sink["shown"] == "not measured"
+
+
+def test_metrics_cost_of_the_function_without_its_poll_is_a_row_of_its_own() -> None:
+    """The function's metrics cost with EKUIPER_FUNCTION_SPIN_US=0 gets its own target."""
+    cost = {"cpu_ratio": 1.02, "cpu_ratio_range": [1.0, 1.04], "pairs": [{}] * 6,
+            "cpu_us_per_row_off": 40.0, "cpu_us_per_row_on": 40.8}
+    res = results(metrics_cost={"kuiperd": {"function_nopoll": cost}})
+    found = target(res, "revert() on simulator rows (EKUIPER_FUNCTION_SPIN_US=0): plugin CPU")
+    assert found["met"] is True and "over 6 pairs" in found["shown"]

@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
@@ -25,21 +24,9 @@ import pytest
 
 from ekuiper import _encoding, _protocol
 from ekuiper._encoding import NAN_MESSAGE, encode, to_bytes
-from tests.conftest import loaded_after, skip_or_fail
+from tests.conftest import loaded_after
 
 NAN = r"^NaN and Infinity cannot be sent to eKuiper \(JSON has no such numbers\); replace them"
-
-
-@pytest.fixture(params=_encoding.ENCODERS)
-def encoder(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The SDK switched to one encoder for the test, then back to its own choice."""
-    name: str = request.param
-    try:
-        _encoding.use(name)
-    except ImportError:
-        skip_or_fail(f"{name} is not installed (the dev extra installs it)")
-    yield name
-    _encoding.use()
 
 
 def wire(value: Any) -> bytes:
@@ -333,6 +320,34 @@ def test_json_from_ekuiper_decodes_as_json_loads_does(encoder: str, raw: bytes |
         assert value == expected
         assert type(value) is type(expected)
     assert repr(value) == repr(json.loads(raw))
+
+
+def _holds_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_float(v) for v in value)
+    return False
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in DECODED], ids=[c[0] for c in DECODED])
+def test_loose_decode_is_exact_wherever_it_reads_no_float(encoder: str,
+                                                          raw: bytes | str) -> None:
+    """decode_loose gives what decode gives, but where it read a float (a rounded int)."""
+    loose = _encoding.decode_loose(raw)
+    if not _holds_float(loose):
+        assert repr(loose) == repr(_encoding.decode(raw))
+
+
+@pytest.mark.parametrize("raw", [b"[123456789012345678901]", "[123456789012345678901]",
+                                 b'["a12345678901234567890"]', b"[1.5, 12345]"])
+def test_loose_may_round_only_where_orjson_meets_twenty_digits(encoder: str,
+                                                               raw: bytes | str) -> None:
+    """loose_may_round is true only for orjson and a text holding a run of 20 digits."""
+    long_run = b"12345678901234567890" in (raw if isinstance(raw, bytes) else raw.encode())
+    assert _encoding.loose_may_round(raw) is (encoder == "orjson" and long_run)
 
 
 @pytest.mark.parametrize("raw", [b"[1,]", b"\xff", b'{"a":', b""])

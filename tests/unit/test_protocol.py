@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from ekuiper import _protocol
 from ekuiper._protocol import (
     ACK_OK,
     CONTROL_OK,
@@ -469,6 +471,48 @@ def test_parse_func_request_exec_splits_args_and_func_meta() -> None:
     fmeta = json.dumps({"ruleId": "r1", "opId": "op2", "instanceId": 1, "funcId": 7})
     request = parse_func_request(func_frame("Exec", ["abc", 3, {"k": [1]}, fmeta]))
     assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}], Meta("r1", "op2", 1), 7)
+
+
+BIG = 123456789012345678901234567890
+
+
+@pytest.mark.parametrize("args", [[BIG], ["x", 1.5, BIG], [{"k": [BIG]}], [[BIG, 2]]],
+                         ids=["int", "beside-a-float", "in-an-object", "in-a-list"])
+def test_parse_func_request_exec_keeps_every_digit_of_big_ints(encoder: str,
+                                                               args: list[Any]) -> None:
+    """An integer beyond 64 bits reaches exec whole, wherever it sits in the args."""
+    request = parse_func_request(func_frame("Exec", [*args, '{"ruleId":"r","opId":"o"}']))
+    assert repr(request.args) == repr(args)
+
+
+def test_parse_func_request_reads_container_args_once_without_long_digits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Args holding floats or containers but no 20-digit run are not decoded a second time."""
+    reads: list[bytes | str] = []
+    exact = _protocol._loads
+
+    def counted(raw: bytes | str, what: str) -> Any:
+        reads.append(raw)
+        return exact(raw, what)
+
+    monkeypatch.setattr(_protocol, "_loads", counted)
+    frame = func_frame("Exec", [1.5, [2, {"k": 3.25}], '{"ruleId":"r"}'])
+    request = parse_func_request(frame)
+    assert request.args == [1.5, [2, {"k": 3.25}]]
+    assert frame not in reads  # (the context string is read on its own, once)
+
+
+def test_parse_func_request_refuses_a_deep_validate_with_long_digits(encoder: str) -> None:
+    """A Validate nested past the decoder's depth, with a long digit run, is a ProtocolError."""
+    raw = b'{"func":"Validate","arg":' + b"[" * 5000 + b"1" * 25 + b"]" * 5000 + b"}"
+    with pytest.raises(ProtocolError):
+        parse_func_request(raw)
+
+
+def test_parse_func_request_validate_keeps_every_digit_of_big_ints(encoder: str) -> None:
+    """Validate's AST nodes keep an integer beyond 64 bits whole."""
+    nodes = [{"Val": BIG}]
+    assert repr(parse_func_request(func_frame("Validate", nodes)).args) == repr(nodes)
 
 
 def test_parse_func_request_exec_with_only_func_meta_has_no_args() -> None:

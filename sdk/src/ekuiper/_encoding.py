@@ -327,19 +327,28 @@ _TWENTY_DIGITS: Final = b"0" * 20
 _LONG_DIGITS_S: Final = re.compile(r"\d{20}", re.ASCII).search
 
 
-def _decode_orjson(raw: bytes | str) -> Any:
+def _long_digits(raw: bytes | str) -> bool:
     if isinstance(raw, bytes):
         # find, not ``in``: ``in`` on bytes first tries the needle as an int and
         # raises and clears a TypeError, which costs as much as the search.
-        long_digits = raw.translate(_DIGITS_AS_ZEROS).find(_TWENTY_DIGITS) >= 0
-    else:
-        long_digits = _LONG_DIGITS_S(raw) is not None
-    if not long_digits:
+        return raw.translate(_DIGITS_AS_ZEROS).find(_TWENTY_DIGITS) >= 0
+    return _LONG_DIGITS_S(raw) is not None
+
+
+def _decode_orjson(raw: bytes | str) -> Any:
+    if not _long_digits(raw):
         try:
             return _orjson.loads(raw)
         except _orjson.JSONDecodeError:
             pass  # NaN literals, lone surrogates, a BOM or UTF-16, bad JSON: json decides
     return json.loads(raw)
+
+
+def _decode_orjson_loose(raw: bytes | str) -> Any:
+    try:
+        return _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def _load_orjson() -> bool:
@@ -361,6 +370,8 @@ def _load_orjson() -> bool:
 _ENCODE: dict[str, Callable[..., bytes]] = {"orjson": _encode_orjson, "json": _encode_json}
 _DECODE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson,
                                                     "json": json.loads}
+_DECODE_LOOSE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson_loose,
+                                                          "json": json.loads}
 _current = ""
 
 
@@ -369,7 +380,7 @@ def use(name: str | None = None) -> str:
 
     Returns the name in use. Raises ImportError for orjson when it is not installed.
     """
-    global encode, decode, _current
+    global encode, decode, decode_loose, _current
     if name is None:
         name = "orjson" if _load_orjson() else "json"
     elif name == "orjson" and not _load_orjson():
@@ -378,6 +389,7 @@ def use(name: str | None = None) -> str:
         raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODERS)}")
     encode = _ENCODE[name]
     decode = _DECODE[name]
+    decode_loose = _DECODE_LOOSE[name]
     _current = name
     return name
 
@@ -408,6 +420,25 @@ def _first_decode(raw: bytes | str) -> Any:
 decode: Callable[[bytes | str], Any] = _first_decode
 """``decode(raw) -> value``: JSON from eKuiper, exactly as ``json.loads`` reads it (and
 raising what it raises), with orjson's speed where the two agree."""
+
+
+def _first_decode_loose(raw: bytes | str) -> Any:
+    use()
+    return decode_loose(raw)
+
+
+decode_loose: Callable[[bytes | str], Any] = _first_decode_loose
+"""``decode_loose(raw) -> value``: as :func:`decode`, except that orjson may read an
+integer beyond 64 bits as the float nearest it. For a caller that looks at what it read
+anyway: where that holds no float (nor anything that could hold one), it is exactly what
+``decode`` gives, without the scan for long digit runs that ``decode`` pays for; where it
+does, :func:`loose_may_round` tells whether to read ``raw`` again with ``decode``."""
+
+
+def loose_may_round(raw: bytes | str) -> bool:
+    """Whether :func:`decode_loose` may have read an integer of ``raw`` as a float (only
+    orjson does, and only with a run of 20 digits in the text); call after decoding."""
+    return _current == "orjson" and _long_digits(raw)
 
 
 # -- binary payloads --------------------------------------------------------------------

@@ -302,18 +302,30 @@ def _parse_func_meta(raw_meta: str) -> tuple[Meta, int]:
 _new_request = tuple.__new__
 
 
+# Arguments no integer orjson rounded can be in (see _encoding.decode_loose).
+_EXACT_ARG_TYPES: Final = frozenset({str, int, bool, type(None)})
+
+
 def parse_func_request(raw: bytes) -> FuncRequest:
     """Parse one function-channel request, or raise ProtocolError."""
     try:
-        req = _encoding.decode(raw)
+        req = _encoding.decode_loose(raw)
     except (RecursionError, ValueError):
         req = _loads(raw, "function request")  # raises, naming what is wrong
     # A well-formed Exec, every call of a running rule, in as few steps as it takes.
     if type(req) is dict and req.get("func") == "Exec":
         arg = req.get("arg")
         if type(arg) is list and arg and type(arg[-1]) is str:
+            for value in arg:
+                # A float or a container may be an integer orjson rounded: scan for one.
+                if type(value) not in _EXACT_ARG_TYPES:
+                    if _encoding.loose_may_round(raw):
+                        arg = _loads(raw, "function request")["arg"]  # read exactly
+                    break
             meta, func_id = _parse_func_meta(arg.pop())
             return _new_request(FuncRequest, ("Exec", arg, meta, func_id))  # type: ignore[no-any-return]
+    if _encoding.loose_may_round(raw):  # Validate's args, say: read exactly
+        req = _loads(raw, "function request")
     return _parse_other_func_request(req)
 
 
