@@ -176,8 +176,12 @@ def _read(decode: Any, raw: bytes | str) -> tuple[str, str]:
         return "error", f"{type(exc).__name__}: {exc}"
 
 
-numbers = (st.integers() | st.integers(min_value=-2**80, max_value=2**80) | st.floats()
-           | st.text(st.sampled_from("0123456789"), min_size=18, max_size=24))
+# The edges of orjson's integers (i64 min and u64 max), where an int turns into a float:
+# below i64 min with as few as 19 digits.
+edges = (st.integers(min_value=-10**19, max_value=-2**63 + 2)
+         | st.integers(min_value=2**64 - 3, max_value=10**20))
+numbers = (st.integers() | st.integers(min_value=-2**80, max_value=2**80) | edges
+           | st.floats() | st.text(st.sampled_from("0123456789"), min_size=18, max_size=24))
 texts = st.recursive(numbers | st.text(max_size=8) | st.none() | st.booleans(),
                      lambda inner: st.lists(inner, max_size=4)
                      | st.dictionaries(st.text(max_size=4), inner, max_size=4),

@@ -296,6 +296,9 @@ DECODED: list[tuple[str, bytes | str, Any]] = [
      [18446744073709551615, -9223372036854775808]),
     ("int beyond 64 bits", b"[123456789012345678901234567890]",
      [123456789012345678901234567890]),
+    ("int just below i64's min, 19 digits", b"[-9223372036854775809,-9999999999999999999]",
+     [-9223372036854775809, -9999999999999999999]),
+    ("19-digit int beyond i64's max (a u64)", b"[9999999999999999999]", [9999999999999999999]),
     ("Go's float64 1e20", b"100000000000000000000", 100000000000000000000),
     ("long digits in a string", b'["12345678901234567890123", 1.5]',
      ["12345678901234567890123", 1.5]),
@@ -305,6 +308,7 @@ DECODED: list[tuple[str, bytes | str, Any]] = [
     ("UTF-16 with BOM", '{"a":1}'.encode("utf-16"), {"a": 1}),
     ("text", '{"k":"v"}', {"k": "v"}),
     ("text with long digits", "[123456789012345678901]", [123456789012345678901]),
+    ("text with an int below i64's min", "[-9223372036854775809]", [-9223372036854775809]),
 ]
 
 
@@ -341,12 +345,14 @@ def test_loose_decode_is_exact_wherever_it_reads_no_float(encoder: str,
         assert repr(loose) == repr(_encoding.decode(raw))
 
 
-@pytest.mark.parametrize("raw", [b"[123456789012345678901]", "[123456789012345678901]",
-                                 b'["a12345678901234567890"]', b"[1.5, 12345]"])
-def test_loose_may_round_only_where_orjson_meets_twenty_digits(encoder: str,
-                                                               raw: bytes | str) -> None:
-    """loose_may_round is true only for orjson and a text holding a run of 20 digits."""
-    long_run = b"12345678901234567890" in (raw if isinstance(raw, bytes) else raw.encode())
+@pytest.mark.parametrize(("raw", "long_run"), [
+    (b"[123456789012345678901]", True), ("[123456789012345678901]", True),
+    (b'["a12345678901234567890"]', True), (b"[-9223372036854775809]", True),
+    ("[-9223372036854775809]", True), (b"[1.5, 12345]", False),
+    (b"[1764700000000000000, -922337203685477580]", False)])
+def test_loose_may_round_only_where_orjson_meets_a_long_digit_run(
+        encoder: str, raw: bytes | str, long_run: bool) -> None:
+    """loose_may_round is true only for orjson and 20 digits in a row, or a minus and 19."""
     assert _encoding.loose_may_round(raw) is (encoder == "orjson" and long_run)
 
 

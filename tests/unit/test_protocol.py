@@ -476,8 +476,10 @@ def test_parse_func_request_exec_splits_args_and_func_meta() -> None:
 BIG = 123456789012345678901234567890
 
 
-@pytest.mark.parametrize("args", [[BIG], ["x", 1.5, BIG], [{"k": [BIG]}], [[BIG, 2]]],
-                         ids=["int", "beside-a-float", "in-an-object", "in-a-list"])
+@pytest.mark.parametrize("args", [[BIG], ["x", 1.5, BIG], [{"k": [BIG]}], [[BIG, 2]],
+                                  [-2**63 - 1]],
+                         ids=["int", "beside-a-float", "in-an-object", "in-a-list",
+                              "below-i64-min"])
 def test_parse_func_request_exec_keeps_every_digit_of_big_ints(encoder: str,
                                                                args: list[Any]) -> None:
     """An integer beyond 64 bits reaches exec whole, wherever it sits in the args."""

@@ -60,8 +60,10 @@ __all__ = [
     "NAN_MESSAGE",
     "as_record",
     "decode",
+    "decode_loose",
     "encode",
     "encoder_name",
+    "loose_may_round",
     "to_bytes",
     "use",
 ]
@@ -320,11 +322,14 @@ def _encode_orjson(value: Any, known_nulls: int = 0) -> bytes:
 
 # orjson reads an integer beyond 64 bits as a float, json as an int: a text with such a
 # run of digits (inside a string too, which only costs the slower path) goes to json.
-# For bytes, a translate (every digit to "0", every other byte to " ") and a substring
-# search: a quarter of what the regex costs on a function request.
-_DIGITS_AS_ZEROS: Final = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+# Beyond 64 bits: 20 digits or more (u64's max has 20), or a minus and 19 (i64's min
+# has 19); a 19-digit positive int (a timestamp in ns, say) is under u64's max and fast.
+# For bytes, a translate (every digit and "-" to "0", every other byte to " ") and one
+# substring search, a quarter of what the regex costs on a function request; a minus
+# before 19 digits that is no number's sign only costs the slower path.
+_DIGITS_AS_ZEROS: Final = bytes(48 if 48 <= i <= 57 or i == 45 else 32 for i in range(256))
 _TWENTY_DIGITS: Final = b"0" * 20
-_LONG_DIGITS_S: Final = re.compile(r"\d{20}", re.ASCII).search
+_LONG_DIGITS_S: Final = re.compile(r"[-\d]{20}", re.ASCII).search
 
 
 def _long_digits(raw: bytes | str) -> bool:
@@ -372,6 +377,8 @@ _DECODE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson,
                                                     "json": json.loads}
 _DECODE_LOOSE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson_loose,
                                                           "json": json.loads}
+_MAY_ROUND: dict[str, Callable[[bytes | str], bool]] = {"orjson": _long_digits,
+                                                       "json": lambda raw: False}
 _current = ""
 
 
@@ -380,7 +387,7 @@ def use(name: str | None = None) -> str:
 
     Returns the name in use. Raises ImportError for orjson when it is not installed.
     """
-    global encode, decode, decode_loose, _current
+    global encode, decode, decode_loose, loose_may_round, _current
     if name is None:
         name = "orjson" if _load_orjson() else "json"
     elif name == "orjson" and not _load_orjson():
@@ -390,6 +397,7 @@ def use(name: str | None = None) -> str:
     encode = _ENCODE[name]
     decode = _DECODE[name]
     decode_loose = _DECODE_LOOSE[name]
+    loose_may_round = _MAY_ROUND[name]
     _current = name
     return name
 
@@ -435,10 +443,15 @@ anyway: where that holds no float (nor anything that could hold one), it is exac
 does, :func:`loose_may_round` tells whether to read ``raw`` again with ``decode``."""
 
 
-def loose_may_round(raw: bytes | str) -> bool:
-    """Whether :func:`decode_loose` may have read an integer of ``raw`` as a float (only
-    orjson does, and only with a run of 20 digits in the text); call after decoding."""
-    return _current == "orjson" and _long_digits(raw)
+def _first_may_round(raw: bytes | str) -> bool:
+    use()
+    return loose_may_round(raw)
+
+
+loose_may_round: Callable[[bytes | str], bool] = _first_may_round
+"""``loose_may_round(raw) -> bool``: whether :func:`decode_loose` may have read an
+integer of ``raw`` as a float (only orjson does, and only with a run of 20 digits, or a
+minus and 19, in the text)."""
 
 
 # -- binary payloads --------------------------------------------------------------------
