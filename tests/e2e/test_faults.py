@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.kuiper import Kuiperd, proc_stats
-from tests.e2e.scenarios import file_action, read_lines, stop_rule, uid
+from tests.e2e.scenarios import file_action, read_lines, start_rules_lost_at_boot, stop_rule, uid
 from tests.protocol.events import events, wait_for
 
 TESTPLUG = TEST_PLUGINS / "testplug"
@@ -79,7 +79,8 @@ def test_plugin_sigkill_restarts_on_next_use(kuiperd: Kuiperd, tmp_path: Path) -
 def test_kuiperd_sigkill_plugin_exits_and_home_reusable(kuiperd: Kuiperd,
                                                         tmp_path: Path) -> None:
     """SIGKILL of kuiperd: the plugin exits within 2 s, its socket files are gone, and a
-    new kuiperd on the same home runs the rule again at once."""
+    new kuiperd on the same home runs the rule again (started again if eKuiper restored it
+    before registering the plugin)."""
     stream, rule = _rule(kuiperd, "", "n", [{"recorder": {"requireAck": True}}])
     kuiperd.wait_status(rule, lambda s: s.get(SINK_IN, 0) >= 5)
     pid = _pid(kuiperd)
@@ -93,6 +94,7 @@ def test_kuiperd_sigkill_plugin_exits_and_home_reusable(kuiperd: Kuiperd,
     assert not [p for p in kuiperd.sink_sockets if p.exists()]
     restarted = time.monotonic()
     kuiperd.start()
+    start_rules_lost_at_boot(kuiperd, rule)
     kuiperd.wait_status(rule, lambda s: s.get(SINK_IN, 0) >= 5)
     print(f"new kuiperd on the same home: rule {rule} delivering after "
           f"{time.monotonic() - restarted:.2f} s")

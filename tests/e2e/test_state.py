@@ -25,7 +25,7 @@ from ekuiper._state import SqliteStore
 from tests.conftest import TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.kuiper import Kuiperd, make_plugin_zip
-from tests.e2e.scenarios import stop_rule, uid
+from tests.e2e.scenarios import start_rules_lost_at_boot, stop_rule, uid
 from tests.protocol.events import wait_for
 
 STATEPLUG = TEST_PLUGINS / "stateplug"
@@ -128,6 +128,7 @@ def test_kuiperd_sigkill_source_function_and_sink_state_go_on(kuiperd: Kuiperd,
     assert kept[(rule, "jot", "seen")] == len(before)
     assert kept[(rule, "calls", "calls")] >= len(before)
     kuiperd.start()
+    start_rules_lost_at_boot(kuiperd, rule, other)
     wait_for(lambda: len(_rows(tmp_path, rule)) >= len(before) + 10, timeout=60,
              what="rows after the restart")
     after = _rows(tmp_path, rule)[len(before):]
