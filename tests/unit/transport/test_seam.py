@@ -95,40 +95,61 @@ def test_bad_frame_cap_stops_the_plugin_naming_the_variable(
         seam.transport_from_env()
 
 
-# -- EKUIPER_FUNCTION_SPIN_US -------------------------------------------------------------
+# -- EKUIPER_FUNCTION_SPIN_US, EKUIPER_SINK_SPIN_US --------------------------------------
+
+SPIN_READERS = {"EKUIPER_FUNCTION_SPIN_US": seam.function_spin_us_from_env,
+                "EKUIPER_SINK_SPIN_US": seam.sink_spin_us_from_env}
+spin_variables = pytest.mark.parametrize("variable", list(SPIN_READERS))
 
 
+@spin_variables
 @pytest.mark.parametrize(("cpus", "spin"), [(1.0, 0), (1.5, 0), (2.0, 100), (16.0, 100)])
-def test_function_spin_defaults_on_with_two_cores_or_more(
-        cpus: float, spin: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset, a function polls 100 µs where two cores are there to run on, never below."""
-    monkeypatch.delenv("EKUIPER_FUNCTION_SPIN_US", raising=False)
-    assert seam.function_spin_us_from_env(cpus) == spin
+def test_spin_defaults_on_with_two_cores_or_more(
+        variable: str, cpus: float, spin: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, a function or sink polls 100 µs where two cores are there to run on."""
+    monkeypatch.delenv(variable, raising=False)
+    assert SPIN_READERS[variable](cpus) == spin
 
 
+@spin_variables
 @pytest.mark.parametrize(("text", "spin"), [("0", 0), ("25", 25), (" 10000 ", 10000)])
-def test_function_spin_is_read_from_the_environment(text: str, spin: int,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """EKUIPER_FUNCTION_SPIN_US sets the poll, whatever the cores (0 turns it off)."""
-    monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", text)
-    assert seam.function_spin_us_from_env(1.0) == spin
+def test_spin_is_read_from_the_environment(variable: str, text: str, spin: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variable sets its channel's poll, whatever the cores (0 turns it off)."""
+    monkeypatch.setenv(variable, text)
+    assert SPIN_READERS[variable](1.0) == spin
 
 
+@spin_variables
 @pytest.mark.parametrize("text", ["fast", "-1", "10001", "1.5", "100us"])
-def test_bad_function_spin_stops_the_plugin_naming_the_variable(
-        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_spin_stops_the_plugin_naming_the_variable(
+        variable: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything but whole microseconds from 0 to 10000 is a PluginConfigError naming it."""
-    monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", text)
+    monkeypatch.setenv(variable, text)
     monkeypatch.delenv("EKUIPER_TRANSPORT", raising=False)
-    with pytest.raises(PluginConfigError, match=f"EKUIPER_FUNCTION_SPIN_US='{text.strip()}'"):
+    with pytest.raises(PluginConfigError, match=f"{variable}='{text.strip()}'"):
         seam.transport_from_env()
 
 
 def test_pynng_transport_never_spins(ipc_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pynng transport's functions wait in nng, so the setting does not apply to it."""
+    """The pynng transport waits in nng, so neither setting applies to it."""
     monkeypatch.setenv("EKUIPER_FUNCTION_SPIN_US", "500")
-    assert NngTransport(ipc_dir).function_spin_us == 0
-    assert SocketTransport(ipc_dir).function_spin_us == 500
+    monkeypatch.setenv("EKUIPER_SINK_SPIN_US", "300")
+    assert (NngTransport(ipc_dir).function_spin_us, NngTransport(ipc_dir).sink_spin_us) == (0, 0)
+    assert (SocketTransport(ipc_dir).function_spin_us,
+            SocketTransport(ipc_dir).sink_spin_us) == (500, 300)
+
+
+@pytest.mark.parametrize(("acked", "spin_ns"), [(True, 250_000), (False, 0)])
+def test_socket_sink_channel_polls_only_when_acked(acked: bool, spin_ns: int, ipc_dir: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An acked sink's channel polls for EKUIPER_SINK_SPIN_US; eKuiper waits on no other."""
+    monkeypatch.setenv("EKUIPER_SINK_SPIN_US", "250")
+    channel = SocketTransport(ipc_dir).sink(Meta("r", "op", 0), acked)
+    try:
+        assert channel._spin_ns == spin_ns  # type: ignore[attr-defined]
+    finally:
+        channel.close()
 
 
 @pytest.mark.parametrize(("affinity", "cpu_max", "cores"), [

@@ -986,3 +986,39 @@ def test_pull_never_replaces_a_regular_file(path: str) -> None:
     with open(path) as f:
         assert f.read() == "precious"
 
+
+
+def test_pull_spins_after_quick_data_and_sleeps_after_slow(
+        path: str, nng_push: pynng.Push0, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data within the spin window makes the next wait poll; data that came late stops that."""
+    polls = CountingPolls(monkeypatch)
+    # A window long enough for a thread's send on a loaded machine.
+    pull = PullListener(path, url(path), spin_us=50_000)
+    nng_push.dial(url(path), block=False)
+    in_background(lambda: nng_push.send(b"m0"))
+    assert pull.recv() == b"m0"  # the connection is taken on the way
+    spun = []
+    for i, delay in enumerate([0, 0, 0.3, 0, 0], start=1):
+        def send(i: int = i, delay: float = delay) -> None:
+            time.sleep(delay)
+            nng_push.send(b"m%d" % i)
+
+        before = polls.calls
+        sending = in_background(send)
+        assert pull.recv() == b"m%d" % i
+        spun.append(polls.calls > before)
+        sending.join()
+    pull.close()
+    # m3 came 0.3 s late, past its poll, so the wait for m4 sleeps at once; m4 came
+    # quickly, and the poll is back for m5.
+    assert spun == [True, True, True, False, True]
+
+
+def test_pull_close_ends_a_spinning_recv(path: str, nng_push: pynng.Push0) -> None:
+    """close() from another thread ends a receive that is still polling."""
+    pull = PullListener(path, url(path), spin_us=10_000_000)
+    nng_push.dial(url(path), block=False)
+    in_background(lambda: nng_push.send(b"m0"))
+    assert pull.recv() == b"m0"
+    pull._quick = True
+    assert_close_ends(pull.recv, pull.close)

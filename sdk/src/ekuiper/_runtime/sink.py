@@ -109,7 +109,7 @@ class SinkRuntime(SymbolRuntime):
                 lambda exc: self._failed(exc, exception_text(exc)),
                 retrying=self.retry is not None)
         self.sink.configure(conf)
-        self.data = self.transport.sink(self.control.meta)
+        self.data = self.transport.sink(self.control.meta, self.require_ack)
         try:
             self.acks = self.transport.sink_ack(self.control.meta, self.send_timeout_ms)
         except Exception:

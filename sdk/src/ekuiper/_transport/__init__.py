@@ -54,6 +54,7 @@ __all__ = [
     "Transport",
     "cpus_allowed",
     "function_spin_us_from_env",
+    "sink_spin_us_from_env",
     "ipc_dir_from_env",
     "max_frame_bytes_from_env",
     "source_buffer_from_env",
@@ -64,10 +65,15 @@ IPC_DIR_ENV = "EKUIPER_IPC_DIR"
 TRANSPORT_ENV = "EKUIPER_TRANSPORT"
 SOURCE_BUFFER_ENV = "EKUIPER_SOURCE_SEND_BUFFER"
 FUNCTION_SPIN_ENV = "EKUIPER_FUNCTION_SPIN_US"
-# Socket transport only: how long a function's channel polls for eKuiper's next request
-# before it sleeps (see socket.ReqDialer); on with two or more cores to run on.
+SINK_SPIN_ENV = "EKUIPER_SINK_SPIN_US"
+# Socket transport only: how long a function's channel polls for eKuiper's next request,
+# and an acked sink's for its next message, before it sleeps (ReqDialer, PullListener);
+# on with two or more cores to run on. The same bounds and default for both.
 DEFAULT_FUNCTION_SPIN_US = 100
 MAX_FUNCTION_SPIN_US = 10_000
+# What each variable's poll waits for, as its error message says.
+_SPIN_WAITS_FOR = {FUNCTION_SPIN_ENV: "a function polls for eKuiper's next request",
+                   SINK_SPIN_ENV: "a sink polls for eKuiper's next message"}
 # pynng transport only: rows a source may have queued in nng, not yet taken by eKuiper.
 # The queue lets Python encode the next row while nng's I/O thread writes the last one.
 # Backpressure still blocks emit once it is full. The price: rows in the queue when the
@@ -110,8 +116,12 @@ class Transport(Protocol):
         """PUSH dialled to eKuiper's source PULL; send times out after send_timeout_ms."""
         ...
 
-    def sink(self, meta: Meta) -> Channel:
-        """PULL listening for eKuiper's sink PUSH; must listen before start is answered."""
+    def sink(self, meta: Meta, acked: bool = False) -> Channel:
+        """PULL listening for eKuiper's sink PUSH; must listen before start is answered.
+
+        ``acked``: the rule's action has requireAck, so eKuiper sends each message only
+        after the last one's ack (the socket transport then polls for it, see
+        EKUIPER_SINK_SPIN_US)."""
         ...
 
     def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
@@ -188,14 +198,26 @@ def _cpus_allowed_here() -> float:
 
 
 def function_spin_us_from_env(cpus: float | None = None) -> int:
-    """How long a function channel polls before sleeping, from EKUIPER_FUNCTION_SPIN_US.
+    """How long a function channel polls before sleeping, from EKUIPER_FUNCTION_SPIN_US
+    (see _spin_us_from_env)."""
+    return _spin_us_from_env(FUNCTION_SPIN_ENV, cpus)
+
+
+def sink_spin_us_from_env(cpus: float | None = None) -> int:
+    """How long a sink channel polls before sleeping, from EKUIPER_SINK_SPIN_US (see
+    _spin_us_from_env)."""
+    return _spin_us_from_env(SINK_SPIN_ENV, cpus)
+
+
+def _spin_us_from_env(variable: str, cpus: float | None) -> int:
+    """The poll of ``variable``'s channel, in microseconds.
 
     Unset: DEFAULT_FUNCTION_SPIN_US where the process may use two cores or more (``cpus``,
     else its affinity and cgroup quota), 0 below that, where a poll would only take the
-    core from eKuiper, which has the request to send. PluginConfigError for anything but
-    a whole number of microseconds from 0 to MAX_FUNCTION_SPIN_US.
+    core from eKuiper, which has the next frame to send. PluginConfigError for anything
+    but a whole number of microseconds from 0 to MAX_FUNCTION_SPIN_US.
     """
-    text = os.environ.get(FUNCTION_SPIN_ENV, "").strip()
+    text = os.environ.get(variable, "").strip()
     if not text:
         if cpus is None:
             cpus = _cpus_allowed_here()
@@ -206,9 +228,9 @@ def function_spin_us_from_env(cpus: float | None = None) -> int:
         value = -1
     if not 0 <= value <= MAX_FUNCTION_SPIN_US:
         raise PluginConfigError(
-            f"{FUNCTION_SPIN_ENV}={text!r} is not a number of microseconds from 0 to "
-            f"{MAX_FUNCTION_SPIN_US}; give how long a function polls for eKuiper's next "
-            f"request before it sleeps (0: never poll), or unset it for "
+            f"{variable}={text!r} is not a number of microseconds from 0 to "
+            f"{MAX_FUNCTION_SPIN_US}; give how long {_SPIN_WAITS_FOR[variable]} "
+            f"before it sleeps (0: never poll), or unset it for "
             f"{DEFAULT_FUNCTION_SPIN_US} on two cores or more"
         )
     return value
@@ -249,12 +271,14 @@ class _IpcTransport:
     dial_interval_s = 0.1
 
     def __init__(self, ipc_dir: str | None = None, max_frame_bytes: int | None = None,
-                 function_spin_us: int | None = None) -> None:
+                 function_spin_us: int | None = None,
+                 sink_spin_us: int | None = None) -> None:
         self.ipc_dir = ipc_dir or ipc_dir_from_env()
         self.max_frame_bytes = (max_frame_bytes_from_env() if max_frame_bytes is None
                                 else max_frame_bytes)
         self.function_spin_us = (function_spin_us_from_env() if function_spin_us is None
                                  else function_spin_us)
+        self.sink_spin_us = sink_spin_us_from_env() if sink_spin_us is None else sink_spin_us
 
     def control(self, plugin_name: str) -> Channel:
         return self._req(_protocol.control_url(self.ipc_dir, plugin_name), None)
@@ -288,8 +312,10 @@ class _IpcTransport:
         return self._push(_protocol.symbol_data_url(self.ipc_dir, meta), send_timeout_ms,
                           True)
 
-    def sink(self, meta: Meta) -> Channel:
-        return self._pull(_protocol.symbol_data_url(self.ipc_dir, meta))
+    def sink(self, meta: Meta, acked: bool = False) -> Channel:
+        # Without acks eKuiper does not wait for the sink: a poll would only burn CPU.
+        return self._pull(_protocol.symbol_data_url(self.ipc_dir, meta),
+                          self.sink_spin_us if acked else 0)
 
     def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
         return self._push(_protocol.sink_ack_url(self.ipc_dir, meta), send_timeout_ms, False)
@@ -302,7 +328,8 @@ class _IpcTransport:
         """``rows``: the source channel (the ack channel carries acks)."""
         raise NotImplementedError
 
-    def _pull(self, url: str) -> Channel:
+    def _pull(self, url: str, spin_us: int = 0) -> Channel:
+        """``spin_us``: poll that long for the next message before sleeping (socket)."""
         raise NotImplementedError
 
 
@@ -321,8 +348,8 @@ class SocketTransport(_IpcTransport):
         return _socket.PushDialer(ipc_path(url), url, send_timeout_ms, self.dial_attempts,
                                   self.dial_interval_s)
 
-    def _pull(self, url: str) -> Channel:
-        return _socket.PullListener(ipc_path(url), url, self.max_frame_bytes)
+    def _pull(self, url: str, spin_us: int = 0) -> Channel:
+        return _socket.PullListener(ipc_path(url), url, self.max_frame_bytes, spin_us)
 
 
 class NngTransport(_IpcTransport):
@@ -330,7 +357,7 @@ class NngTransport(_IpcTransport):
 
     def __init__(self, ipc_dir: str | None = None, source_buffer: int | None = None,
                  max_frame_bytes: int | None = None) -> None:
-        super().__init__(ipc_dir, max_frame_bytes, function_spin_us=0)
+        super().__init__(ipc_dir, max_frame_bytes, function_spin_us=0, sink_spin_us=0)
         self._nng: Any = _nng.load()
         self.source_buffer = source_buffer_from_env() if source_buffer is None else source_buffer
 
@@ -350,6 +377,6 @@ class NngTransport(_IpcTransport):
         return _nng.dial(self._nng, sock, url, "PUSH", self.dial_attempts,
                          self.dial_interval_s)
 
-    def _pull(self, url: str) -> Channel:
+    def _pull(self, url: str, spin_us: int = 0) -> Channel:
         sock = self._nng.Pull0(recv_max_size=self.max_frame_bytes)
         return _nng.listen(self._nng, sock, url, ipc_path(url), "PULL")

@@ -59,7 +59,7 @@ class MemoryTransport:
     def source(self, meta: Meta, send_timeout_ms: int) -> Channel:
         return self._make(f"source:{meta.rule_id}")
 
-    def sink(self, meta: Meta) -> Channel:
+    def sink(self, meta: Meta, acked: bool = False) -> Channel:
         return self._make(f"sink:{meta.rule_id}")
 
     def sink_ack(self, meta: Meta, send_timeout_ms: int) -> Channel:
