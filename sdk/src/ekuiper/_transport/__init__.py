@@ -44,8 +44,8 @@ from ekuiper._transport.wire import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV
 from ekuiper.errors import ChannelTimeout, EkuiperError, PluginConfigError
 
 __all__ = [
-    "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_FUNCTION_SPIN_US",
+    "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_SOURCE_BUFFER",
     "Channel",
     "ChannelTimeout",
@@ -54,9 +54,9 @@ __all__ = [
     "Transport",
     "cpus_allowed",
     "function_spin_us_from_env",
-    "sink_spin_us_from_env",
     "ipc_dir_from_env",
     "max_frame_bytes_from_env",
+    "sink_spin_us_from_env",
     "source_buffer_from_env",
     "transport_from_env",
 ]
