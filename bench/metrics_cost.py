@@ -12,9 +12,7 @@ Two measurements, each a ratio of metrics on to metrics off taken in the same ru
 - ``inprocess``: the three row paths in one process, no sockets (a channel that drops
   what it is sent), metrics off and on alternating in rounds, CPU time per row: source
   ``ctx.emit`` of the bench row, sink delivery of one message (``SinkRuntime._deliver``),
-  function: ``FunctionRuntime.serve``'s loop answering ``revert`` requests from a channel
-  that hands out the same one (counts made after the reply, as in a plugin, are in the
-  figure though eKuiper does not wait for them). ``added_ns`` is what
+  function ``FunctionRuntime.handle`` of one ``revert`` request. ``added_ns`` is what
   metrics add per row; the paths here cost less than in a plugin (no socket), so the
   share of it is an upper bound of the share in a plugin.
 
@@ -73,43 +71,8 @@ class _Drop:
         pass
 
 
-class _Repeat(_Drop):
-    """A function channel handing out one request ``left`` times, then closed."""
-
-    def __init__(self, request: bytes, left: int) -> None:
-        self.request = request
-        self.left = left
-
-    def recv(self) -> bytes:
-        if self.left == 0:
-            from ekuiper.errors import ChannelClosedError  # the SDK's venv, imported late
-
-            raise ChannelClosedError("done")
-        self.left -= 1
-        return self.request
-
-
-class _TimedRepeat(_Repeat):
-    """A _Repeat that adds up the time from each request handed out to its reply."""
-
-    def __init__(self, request: bytes, left: int) -> None:
-        super().__init__(request, left)
-        self.handed_at = 0
-        self.total_ns = 0
-
-    def recv(self) -> bytes:
-        request = super().recv()
-        self.handed_at = time.perf_counter_ns()
-        return request
-
-    def send(self, data: bytes) -> None:
-        if self.handed_at:  # not the handshake
-            self.total_ns += time.perf_counter_ns() - self.handed_at
-            self.handed_at = 0
-
-
-def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
-    """``n`` rows of each row path, metrics on or off, as the runtimes build them."""
+def _paths(metrics: bool) -> dict[str, Callable[[], object]]:
+    """One call of each row path, with metrics on or off, as the runtimes build them."""
     from ekuiper import Context, Function, Sink
     from ekuiper._kinds import FUNCTION, SINK, SOURCE
     from ekuiper._logging import symbol_logger
@@ -119,7 +82,6 @@ def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
     from ekuiper._runtime.function import FunctionRuntime
     from ekuiper._runtime.instrument import instrument
     from ekuiper._runtime.sink import SinkRuntime
-    from ekuiper.errors import ChannelClosedError
 
     class Quiet(Sink):
         def collect(self, ctx: Context, data: Any) -> None:
@@ -131,7 +93,7 @@ def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
 
     meta = Meta("r", "op", 0)
     logger = symbol_logger("bench", None)
-    paths: dict[str, Callable[[int], object]] = {}
+    paths: dict[str, Callable[[], object]] = {}
 
     source_ctx = SymbolContext(SOURCE.noun, "src", meta, logger)
     source_ctx.attach_emitter(_Drop())
@@ -143,13 +105,7 @@ def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
             stats = SymbolStats({"kind": "source"})
         instrument(SourceLike())
     row = {"name": "benchmark", "value": 42}
-    emit = source_ctx.emit
-
-    def sources(n: int) -> None:
-        for _ in range(n):
-            emit(row, None)
-
-    paths["source"] = sources
+    paths["source"] = lambda: source_ctx.emit(row, None)
 
     sink = SinkRuntime(Control("snk", SINK.wire, meta), Quiet(),
                        None, 1000, logger)  # type: ignore[arg-type]
@@ -158,13 +114,7 @@ def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
         sink.stats = SymbolStats({"kind": "sink"})
         instrument(sink)
     message = b'[{"name":"benchmark","value":42}]'
-
-    def sinks(n: int) -> None:
-        deliver = sink._deliver
-        for _ in range(n):
-            deliver(message, None)
-
-    paths["sink"] = sinks
+    paths["sink"] = lambda: sink._deliver(message, None)
 
     function = FunctionRuntime(Control("revert", FUNCTION.wire, Meta("", "", 0)), Revert(),
                                "bench", None, logger)  # type: ignore[arg-type]
@@ -175,45 +125,29 @@ def _paths(metrics: bool) -> dict[str, Callable[[int], object]]:
     request = json.dumps({"func": "Exec", "arg": [
         "benchmark", json.dumps({"ruleId": "r", "opId": "op", "instanceId": 0,
                                  "funcId": 0})]}).encode()
-
-    def functions(n: int) -> None:
-        try:
-            function.serve(_Repeat(request, n))
-        except ChannelClosedError:
-            pass
-
-    def to_reply(n: int) -> float:
-        channel = _TimedRepeat(request, n)
-        try:
-            function.serve(channel)
-        except ChannelClosedError:
-            pass
-        return channel.total_ns / n
-
-    paths["function"] = functions
-    # What eKuiper waits for: request in hand to reply sent (wall ns, clock reads in it).
-    paths["function_to_reply"] = to_reply
+    handle = function.handle
+    paths["function"] = lambda: handle(request)
     return paths
 
 
 def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
-    """CPU ns per row of each path, metrics off and on, alternating rounds (median); a
-    path that returns a float measured itself (function_to_reply: ns to the reply)."""
+    """CPU ns per row of each path, metrics off and on, alternating rounds (median)."""
     off, on = _paths(False), _paths(True)
     out: dict[str, Any] = {}
     for name in off:
         samples: dict[str, list[float]] = {"off": [], "on": []}
         for fn in (off[name], on[name]):
-            fn(calls // 10)
+            for _ in range(calls // 10):
+                fn()
         for round_ in range(rounds):
             order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
             for which in order:
                 fn = (off if which == "off" else on)[name]
                 gc.collect()
                 start = time.process_time_ns()
-                own = fn(calls)
-                samples[which].append(own if isinstance(own, float)
-                                      else (time.process_time_ns() - start) / calls)
+                for _ in range(calls):
+                    fn()
+                samples[which].append((time.process_time_ns() - start) / calls)
         off_ns, on_ns = statistics.median(samples["off"]), statistics.median(samples["on"])
         out[name] = {"off_ns": round(off_ns, 1), "on_ns": round(on_ns, 1),
                      "added_ns": round(on_ns - off_ns, 1), "ratio": round(on_ns / off_ns, 4),
@@ -222,7 +156,9 @@ def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
 
 
 def _run_path(name: str, metrics: bool, calls: int) -> None:
-    _paths(metrics)[name](calls)
+    fn = _paths(metrics)[name]
+    for _ in range(calls):
+        fn()
 
 
 def instructions(calls: int = 5_000) -> dict[str, Any] | None:

@@ -7,19 +7,13 @@ import logging
 import time
 from typing import Any
 
-import pytest
-
 from ekuiper import Context, Function, PluginConfig, Sink, Source
-from ekuiper._kinds import FUNCTION, SOURCE
-from ekuiper._metrics import SymbolStats
-from ekuiper._protocol import Control, Meta
-from ekuiper._runtime.function import FunctionRuntime
-from ekuiper._runtime.instrument import function_rules, instrument
+from ekuiper._kinds import SOURCE
+from ekuiper._protocol import Control
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import ChannelTimeout
-from ekuiper.errors import ChannelClosedError
 from ekuiper.testing import MemoryTransport
 
 
@@ -127,82 +121,11 @@ def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
     assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
         == b"ok"
     function = runtime.functions["up"]
-    assert function.stats is not None
-    heard = function.stats.heard
+    assert function.idle_stats is not None
+    heard = function.idle_stats.heard
     function.channel.inbox.put(None)  # type: ignore[union-attr]
     deadline = time.monotonic() + 5
-    while function.stats.heard == heard and time.monotonic() < deadline:
+    while function.idle_stats.heard == heard and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert function.stats.heard == heard + 1
+    assert function.idle_stats.heard == heard + 1
     runtime.shutdown()
-
-
-class _Scripted:
-    """A function channel that hands out ``requests``, then is closed; each send records
-    the rule's call count at that moment."""
-
-    def __init__(self, requests: list[bytes], counted: Any) -> None:
-        self.requests = requests
-        self.counted = counted
-        self.sent: list[tuple[bytes, int]] = []
-
-    def send(self, data: bytes) -> None:
-        self.sent.append((data, self.counted()))
-
-    def recv(self) -> bytes:
-        if not self.requests:
-            raise ChannelClosedError("done")
-        return self.requests.pop(0)
-
-    def close(self) -> None:
-        pass
-
-
-def _counted_function() -> FunctionRuntime:
-    function = FunctionRuntime(Control("up", FUNCTION.wire, Meta("", "", 0)), Up(), "p",
-                               MemoryTransport(), logging.getLogger("test"))
-    function.stats = SymbolStats({"kind": "function", "rule": ""})
-    instrument(function)
-    return function
-
-
-def _exec(rule: str, *args: Any) -> bytes:
-    meta = json.dumps({"ruleId": rule, "opId": "o", "instanceId": 0, "funcId": 0})
-    return json.dumps({"func": "Exec", "arg": [*args, meta]}).encode()
-
-
-def test_metrics_off_function_serves_with_its_class_loop() -> None:
-    """With metrics off a function's request loop is FunctionRuntime's own."""
-    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), MemoryTransport())
-    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
-               "pluginType": "func"}
-    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
-        == b"ok"
-    function = runtime.functions["up"]
-    assert "serve" not in vars(function) and function.stats is None
-    runtime.shutdown()
-
-
-def test_function_counts_each_rules_requests_after_their_reply_is_sent() -> None:
-    """Each rule's calls, rows and bytes count, each after the reply went out."""
-    function = _counted_function()
-    requests = [_exec("r1", "a"), _exec("r2", "b"), _exec("r1", "c")]
-    channel = _Scripted(list(requests),
-                        lambda: sum(s.calls for s in function_rules(function).values()))
-    with pytest.raises(ChannelClosedError):
-        function.serve(channel)
-    assert [json.loads(data)["result"] for data, _ in channel.sent[1:]] == ["A", "B", "C"]
-    assert [calls for _, calls in channel.sent[1:]] == [0, 1, 2]  # not yet counted
-    r1 = function_rules(function)["r1"]
-    assert (r1.calls, r1.rows, r1.bytes) == (2, 2, len(requests[0]) + len(requests[2]))
-    assert function_rules(function)["r2"].calls == 1
-
-
-def test_function_error_reply_counts_as_the_rules_error() -> None:
-    """A failing exec counts an error, with its text, for the calling rule."""
-    function = _counted_function()
-    with pytest.raises(ChannelClosedError):
-        function.serve(_Scripted([_exec("r1")], lambda: 0))  # no args[0]: IndexError
-    r1 = function_rules(function)["r1"]
-    assert (r1.calls, r1.rows, r1.errors) == (1, 0, 1)
-    assert r1.last_error is not None and "IndexError" in r1.last_error

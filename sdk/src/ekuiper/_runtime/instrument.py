@@ -12,14 +12,10 @@ see ``_metrics`` for what that means for exactness):
   backpressure);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
   ack channel (acks ok/error);
-- function: ``serve``, the request loop, replaced by one that counts (an idle timeout,
-  which shows the channel is still connected; per request latency, calls, rows, errors,
-  busy), and ``_exec_plain`` (or, under an on_error policy, ``context_for``), which
-  points ``runtime.stats`` at the calling rule's SymbolStats for the request in progress
-  (so a count in ``handle`` or after it goes to that rule). A request's counts are made
-  after its reply is sent: eKuiper waits for each reply, and a nanosecond spent before
-  it costs the rule several (eKuiper's side sleeps sooner while it waits), while one
-  spent after it overlaps eKuiper's own work.
+- function: ``idle_stats`` (the request loop counts an idle timeout, which shows its
+  channel is still connected, on it), ``handle`` (latency, calls, rows, errors, busy)
+  and ``context_for``, which points ``runtime.stats`` at the calling rule's SymbolStats
+  for the request in progress (so an increment in ``handle`` counts for that rule).
 """
 
 from __future__ import annotations
@@ -32,7 +28,7 @@ from typing import Any
 
 from ekuiper import _protocol
 from ekuiper._metrics import SymbolStats
-from ekuiper._protocol import FuncRequest, Meta
+from ekuiper._protocol import Meta
 from ekuiper._runtime.base import SymbolRuntime
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout
@@ -183,62 +179,40 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
 
     every = latency_every
 
-    def counted_serve(channel: Channel) -> None:
-        # FunctionRuntime.serve, counting; the reply goes out before the counts are made.
-        send, recv = channel.send, channel.recv
-        send(_protocol.HANDSHAKE)
-        while True:
-            try:
-                raw = recv()
-            except ChannelTimeout:
-                base.heard += 1  # the channel is up (health)
-                send(_protocol.HANDSHAKE)
-                continue
-            base.heard += 1  # before the call: activity at its start (health's "stuck")
-            base.in_call = True
-            if base.heard % every:  # heard: this symbol's requests and idle timeouts
-                reply = handle(raw)
-                base.in_call = False
-                send(reply)
-                stats: SymbolStats = runtime.stats
-            else:
-                start = perf_counter_ns()
-                reply = handle(raw)
-                elapsed = perf_counter_ns() - start
-                base.in_call = False
-                send(reply)
-                stats = runtime.stats
-                stats.observe(elapsed)
-            runtime.stats = base  # the next request counts under rule="" until it names one
-            stats.calls += 1
-            stats.bytes += len(raw)
-            # A reply is {"state":true,... or {"state":false,...: its 10th byte tells
-            # which, for less than startswith costs.
-            if reply[_STATE_AT] == _TRUE_BYTE:
-                stats.rows += 1
-            else:
-                stats.fail(_reply_text(reply), time.time())
-
-    def rule_stats(rule_id: str) -> SymbolStats:
-        stats = rules.get(rule_id)
-        if stats is None:
-            if len(rules) >= MAX_RULES:
-                return base
-            stats = rules[rule_id] = SymbolStats({**base.labels, "rule": rule_id}, time.time())
-        return stats
-
-    call: Callable[[list[Any], Any], Any] = runtime._call
-    encode_reply = _protocol.encode_func_reply
-
-    def counted_exec(request: FuncRequest) -> bytes:
-        # FunctionRuntime._exec_plain replaced rather than wrapped (a frame less before
-        # the reply): the same call, with the calling rule's counters made current.
-        meta: Meta = request.call_meta  # type: ignore[assignment]  # an Exec's: never None
-        runtime.stats = rules.get(meta.rule_id) or rule_stats(meta.rule_id)
-        return encode_reply(True, call(request.args, context_for(meta, request.func_id)))
+    def timed_handle(raw: bytes) -> bytes:
+        runtime.stats = base  # a request without a rule (Validate) counts under rule=""
+        base.heard += 1
+        base.in_call = True
+        if base.heard % every:  # heard: this symbol's requests and idle timeouts
+            reply = handle(raw)
+            base.in_call = False
+            stats: SymbolStats = runtime.stats
+        else:
+            start = perf_counter_ns()
+            reply = handle(raw)
+            elapsed = perf_counter_ns() - start
+            base.in_call = False
+            stats = runtime.stats
+            stats.observe(elapsed)
+        stats.calls += 1
+        stats.bytes += len(raw)
+        # A reply is {"state":true,... or {"state":false,...: its 10th byte tells which,
+        # for less than startswith costs.
+        if reply[_STATE_AT] == _TRUE_BYTE:
+            stats.rows += 1
+        else:
+            stats.fail(_reply_text(reply), time.time())
+        return reply
 
     def rule_context(meta: Meta, func_id: int) -> Any:
-        runtime.stats = rule_stats(meta.rule_id)
+        stats = rules.get(meta.rule_id)
+        if stats is None:
+            if len(rules) < MAX_RULES:
+                stats = SymbolStats({**base.labels, "rule": meta.rule_id}, time.time())
+                rules[meta.rule_id] = stats
+            else:
+                stats = base
+        runtime.stats = stats
         return context_for(meta, func_id)
 
     def forget(rule_id: str) -> None:
@@ -246,11 +220,9 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
             rules.pop(rule_id, None)
         forget_rule(rule_id)
 
-    runtime.serve = counted_serve
-    if runtime._exec == runtime._exec_plain:
-        runtime._exec = counted_exec
-    else:  # an on_error policy's exec: it finds the rule's counters through its context
-        runtime.context_for = rule_context
+    runtime.idle_stats = base
+    runtime.handle = timed_handle
+    runtime.context_for = rule_context
     runtime.forget_rule = forget
 
 
