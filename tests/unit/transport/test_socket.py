@@ -444,15 +444,15 @@ def test_req_locked_send_writes_only_the_rest_of_a_frame_begun(path: str) -> Non
 
 
 class CountingPolls:
-    """Counts the spinning receives a ReqDialer makes (the real poll still runs)."""
+    """Counts the polling receives of a ReqDialer or PullListener (the real poll runs)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         real = _sp._poll_recv
 
-        def counted(sock: socket.socket, spin_ns: int) -> bytes | None:
+        def counted(sock: socket.socket, deadline_ns: int) -> bytes | None:
             self.calls += 1
-            return real(sock, spin_ns)
+            return real(sock, deadline_ns)
 
         monkeypatch.setattr(_sp, "_poll_recv", counted)
 
@@ -492,7 +492,8 @@ def test_req_spinning_keeps_the_receive_deadline(path: str,
     with pynng.Rep0(recv_timeout=5000) as rep:
         rep.listen(url(path))
         req = ReqDialer(path, url(path), recv_timeout_ms=100, spin_us=5000)
-        req._quick = True  # as after a busy stream of requests
+        assert req._poll is not None
+        req._poll.quick = True  # as after a busy stream of requests
         req.send(b"handshake")
         assert rep.recv() == b"handshake"
         began = time.monotonic()
@@ -514,7 +515,8 @@ def test_req_close_ends_a_spinning_recv(path: str) -> None:
     with pynng.Rep0() as rep:
         rep.listen(url(path))
         req = ReqDialer(path, url(path), spin_us=30_000_000)
-        req._quick = True
+        assert req._poll is not None
+        req._poll.quick = True
         req.send(b"handshake")
         assert_close_ends(req.recv, req.close)
 
@@ -1020,5 +1022,6 @@ def test_pull_close_ends_a_spinning_recv(path: str, nng_push: pynng.Push0) -> No
     nng_push.dial(url(path), block=False)
     in_background(lambda: nng_push.send(b"m0"))
     assert pull.recv() == b"m0"
-    pull._quick = True
+    assert pull._poll is not None
+    pull._poll.quick = True
     assert_close_ends(pull.recv, pull.close)

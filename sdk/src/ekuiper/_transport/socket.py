@@ -363,11 +363,11 @@ class _Stream(_Guarded):
         assert self.sock is not None
         return self.sock
 
-    def recv_some(self, spin_ns: int = 0) -> bytes:
+    def recv_some(self, poll: _AdaptivePoll | None = None) -> bytes:
         """Block (up to the receive deadline) for more bytes; ChannelClosedError at close.
 
-        ``spin_ns``: poll without sleeping for up to that long first (see
-        :class:`ReqDialer`); the receive deadline counts from when the poll gives up.
+        ``poll``: when it says so, poll without sleeping first (see :class:`ReqDialer`);
+        the receive deadline counts from when the poll gives up.
         ConnectionResetError when the connection is gone (the caller redials).
         Lock-free, for an owner that is the only thread sending and receiving on the
         stream: the socket it holds stays open while it is held (:class:`_DialledSocket`),
@@ -380,9 +380,7 @@ class _Stream(_Guarded):
                 raise self._closed_error()
             raise ConnectionResetError("not connected")
         try:
-            data = _poll_recv(sock, spin_ns) if spin_ns else None
-            if data is None:
-                data = sock.recv(_RECV_CHUNK)
+            data = poll.recv(sock) if poll else sock.recv(_RECV_CHUNK)
         except OSError as exc:
             sock = None  # an error's traceback must not keep the descriptor open
             if isinstance(exc, BlockingIOError):
@@ -423,16 +421,46 @@ class _Stream(_Guarded):
             sock.close()
 
 
-def _poll_recv(sock: socket.socket, spin_ns: int) -> bytes | None:
-    """What ``sock`` has within ``spin_ns`` (b"" at its end), polled without sleeping; None
-    when nothing came."""
+class _AdaptivePoll:
+    """Whether a receive polls before it sleeps, from how long the last wait took.
+
+    A wait that ended within the window makes the next receive poll for up to the
+    window, without sleeping; one that took longer (or timed out) makes it sleep at
+    once, until a wait ends within the window again. So a busy channel skips the
+    sleep-and-wake of each message, and an idle or slow one pays two clock reads.
+    Used by the one thread that receives on the socket.
+    """
+
+    __slots__ = ("quick", "window_ns")
+
+    def __init__(self, window_us: int, quick: bool) -> None:
+        self.window_ns = window_us * 1000
+        self.quick = quick  # did the last wait end within the window?
+
+    def recv(self, sock: socket.socket) -> bytes:
+        """``sock.recv``, polled first if the last wait was quick; raises as it does."""
+        began = perf_counter_ns()
+        window = self.window_ns
+        if self.quick:
+            self.quick = False  # until this wait proves it (an error leaves it so)
+            data = _poll_recv(sock, began + window)
+            if data is not None:
+                self.quick = True
+                return data
+        data = sock.recv(_RECV_CHUNK)
+        self.quick = perf_counter_ns() - began < window
+        return data
+
+
+def _poll_recv(sock: socket.socket, deadline_ns: int) -> bytes | None:
+    """What ``sock`` has before ``deadline_ns`` (perf_counter_ns; b"" at its end), polled
+    without sleeping; None when nothing came."""
     recv = sock.recv
-    deadline = perf_counter_ns() + spin_ns
     while True:
         try:
             return recv(_RECV_CHUNK, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            if perf_counter_ns() > deadline:
+            if perf_counter_ns() > deadline_ns:
                 return None
 
 
@@ -485,9 +513,8 @@ class ReqDialer:
                  max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES,
                  spin_us: int = 0) -> None:
         self.url = url
-        self._spin_ns = spin_us * 1000
-        # Did the last receive wait less than the spin window (so the next one spins)?
-        self._quick = False
+        # The first request has nothing to go on, nor a hurry: it waits without polling.
+        self._poll = _AdaptivePoll(spin_us, quick=False) if spin_us else None
         self._stream = _Stream(path, url, wire.REQ, attempts, interval_s)
         self._stream.lock_free = True
         self._stream.set_deadlines(recv_timeout_ms / 1000 if recv_timeout_ms else None, None)
@@ -519,6 +546,7 @@ class ReqDialer:
             raise ProtocolError(f"{self.url}: a REQ socket receives only after it sent")
         stream = self._stream
         decoder = self._decoder
+        poll = self._poll
         while True:
             frames = decoder.frames
             while frames:
@@ -527,14 +555,7 @@ class ReqDialer:
                     return reply
                 # A reply to an older request (one we gave up on after a timeout).
             try:
-                if self._spin_ns:
-                    # Not quick until this receive proves it (a timeout leaves it so).
-                    quick, self._quick = self._quick, False
-                    began = perf_counter_ns()
-                    data = stream.recv_some(self._spin_ns if quick else 0)
-                    self._quick = perf_counter_ns() - began < self._spin_ns
-                else:
-                    data = stream.recv_some()
+                data = stream.recv_some(poll)
                 reply = state.whole_reply(data, decoder)  # the usual case
                 if reply is not None:
                     return reply
@@ -601,9 +622,7 @@ class PullListener(_Guarded):
         self._accept_after = 0.0
         self._accept_backoff = 0.0
         self._last_refusal_log = -1e9
-        self._spin_ns = spin_us * 1000
-        # Did the last wait for data take less than the spin window (so the next spins)?
-        self._quick = True
+        self._poll = _AdaptivePoll(spin_us, quick=True) if spin_us else None
 
     @staticmethod
     def _bind(path: str, url: str) -> tuple[socket.socket, int]:
@@ -659,24 +678,14 @@ class PullListener(_Guarded):
             # acked message). After a quiet second it falls through to poll, which also
             # watches for new dialers and sleeps without a deadline.
             ((fd, (conn, decoder)),) = conns.items()
-            data = None
-            spin_ns = self._spin_ns
-            if spin_ns:
-                began = perf_counter_ns()
-                if self._quick:
-                    try:
-                        data = _poll_recv(conn, spin_ns)
-                    except OSError:
-                        data = b""
-            if data is None:
-                try:
-                    data = conn.recv(_RECV_CHUNK)
-                except BlockingIOError:
-                    data = None
-                except OSError:
-                    data = b""
-            if spin_ns:
-                self._quick = perf_counter_ns() - began < spin_ns
+            poll = self._poll
+            data: bytes | None
+            try:
+                data = poll.recv(conn) if poll else conn.recv(_RECV_CHUNK)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
             if self.closed:
                 raise self._closed_error()
             if data is not None:
