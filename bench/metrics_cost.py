@@ -12,7 +12,8 @@ Two measurements, each a ratio of metrics on to metrics off taken in the same ru
 - ``inprocess``: the three row paths in one process, no sockets (a channel that drops
   what it is sent), metrics off and on alternating in rounds, CPU time per row: source
   ``ctx.emit`` of the bench row, sink delivery of one message (``SinkRuntime._deliver``),
-  function ``FunctionRuntime.handle`` of one ``revert`` request. ``added_ns`` is what
+  function: its request loop (``FunctionRuntime._serve``, which metrics replace) over
+  a batch of ``revert`` requests (FUNCTION_BATCH per call of the path). ``added_ns`` is what
   metrics add per row; the paths here cost less than in a plugin (no socket), so the
   share of it is an upper bound of the share in a plugin.
 
@@ -43,6 +44,7 @@ from typing import Any
 
 from bench.env import BENCH, REPO, WORK, Sdk, lay_out_plugin, log
 from bench.kuiperbench import BenchKuiperd, QuietGate
+from ekuiper.errors import ChannelClosedError
 
 METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
 CASES = ("source", "function", "function_nopoll", "sink_single_noack")
@@ -54,6 +56,9 @@ RUNS: dict[str, tuple[str, dict[str, str]]] = {
     "function_nopoll": ("function", {"EKUIPER_FUNCTION_SPIN_US": "0"})}
 RESULTS = BENCH / "results"
 TARGET_RATIO = 1.05
+# Requests the function path serves per call (one pass of its loop each); the per-row
+# figures divide by it.
+FUNCTION_BATCH = 100
 
 
 # -- in-process ---------------------------------------------------------------------------
@@ -71,8 +76,13 @@ class _Drop:
         pass
 
 
+def _rows_per_call(name: str) -> int:
+    return FUNCTION_BATCH if name == "function" else 1
+
+
 def _paths(metrics: bool) -> dict[str, Callable[[], object]]:
-    """One call of each row path, with metrics on or off, as the runtimes build them."""
+    """One call of each row path (_rows_per_call rows), metrics on or off, as the runtimes
+    build them."""
     from ekuiper import Context, Function, Sink
     from ekuiper._kinds import FUNCTION, SINK, SOURCE
     from ekuiper._logging import symbol_logger
@@ -125,9 +135,38 @@ def _paths(metrics: bool) -> dict[str, Callable[[], object]]:
     request = json.dumps({"func": "Exec", "arg": [
         "benchmark", json.dumps({"ruleId": "r", "opId": "op", "instanceId": 0,
                                  "funcId": 0})]}).encode()
-    handle = function.handle
-    paths["function"] = lambda: handle(request)
+    requests = _Requests(request)
+    serve = function._serve
+
+    def serve_batch() -> None:
+        requests.left = FUNCTION_BATCH
+        try:
+            serve(requests)
+        except ChannelClosedError:
+            pass  # the batch is served
+
+    paths["function"] = serve_batch
     return paths
+
+
+class _Requests:
+    """A function channel that hands out one request ``left`` times, then is closed."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.left = 0
+
+    def recv(self) -> bytes:
+        if not self.left:
+            raise ChannelClosedError("batch served")
+        self.left -= 1
+        return self.request
+
+    def send(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
@@ -136,8 +175,9 @@ def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in off:
         samples: dict[str, list[float]] = {"off": [], "on": []}
+        per_call = _rows_per_call(name)
         for fn in (off[name], on[name]):
-            for _ in range(calls // 10):
+            for _ in range(calls // 10 // per_call):
                 fn()
         for round_ in range(rounds):
             order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
@@ -145,7 +185,7 @@ def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
                 fn = (off if which == "off" else on)[name]
                 gc.collect()
                 start = time.process_time_ns()
-                for _ in range(calls):
+                for _ in range(calls // per_call):
                     fn()
                 samples[which].append((time.process_time_ns() - start) / calls)
         off_ns, on_ns = statistics.median(samples["off"]), statistics.median(samples["on"])
@@ -157,7 +197,7 @@ def inprocess(rounds: int = 7, calls: int = 50_000) -> dict[str, Any]:
 
 def _run_path(name: str, metrics: bool, calls: int) -> None:
     fn = _paths(metrics)[name]
-    for _ in range(calls):
+    for _ in range(calls // _rows_per_call(name)):
         fn()
 
 

@@ -219,7 +219,7 @@ def test_function_called_steadily_stays_running(directory: Path,
                          MetricsSettings(str(directory), blocked_s=1.0), LOG)
     monkeypatch.setattr(ex.runtime, "running", lambda: [_function({"": base, "r1": rule})])
     for second in range(1, 20):
-        base.heard += 1  # what each request does (instrument.timed_handle)
+        base.heard += 1  # what each request does (instrument.counted_serve)
         rule.calls += 1
         rule.rows += 1
         ex.sample(float(second))

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ekuiper import Context, Function, PluginConfig, Sink, Source
+from ekuiper import Context, Function, PluginConfig, Sink, Source, _protocol
 from ekuiper._kinds import SOURCE
+from ekuiper._metrics import SymbolStats
 from ekuiper._protocol import Control
+from ekuiper._runtime.instrument import function_rules, settle
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
-from ekuiper._transport import ChannelTimeout
+from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.testing import MemoryTransport
+from ekuiper.testing._memory import MemoryChannel
 
 
 class Three(Source):
@@ -121,11 +126,108 @@ def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
     assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
         == b"ok"
     function = runtime.functions["up"]
-    assert function.idle_stats is not None
-    heard = function.idle_stats.heard
+    base = function.stats
+    assert base is not None
+    heard = base.heard
     function.channel.inbox.put(None)  # type: ignore[union-attr]
     deadline = time.monotonic() + 5
-    while function.idle_stats.heard == heard and time.monotonic() < deadline:
+    while base.heard == heard and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert function.idle_stats.heard == heard + 1
+    assert base.heard == heard + 1
     runtime.shutdown()
+
+
+def test_metrics_off_function_serves_with_its_class_loop() -> None:
+    """With metrics off a function's request loop is FunctionRuntime's own."""
+    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), MemoryTransport())
+    runtime.metrics_on = False
+    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
+               "pluginType": "func"}
+    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
+        == b"ok"
+    function = runtime.functions["up"]
+    assert function.stats is None and "_serve" not in vars(function)
+    runtime.shutdown()
+
+
+def test_settle_waits_for_a_call_being_counted() -> None:
+    """settle returns once the call in progress is counted, well before its limit."""
+    stats = SymbolStats({"kind": "function", "rule": ""})
+    stats.in_call = True
+
+    def count() -> None:
+        time.sleep(0.01)
+        stats.calls += 1
+        stats.in_call = False
+
+    counting = threading.Thread(target=count)
+    counting.start()
+    began = time.monotonic()
+    settle(stats, max_wait_s=5.0)
+    assert stats.calls == 1 and time.monotonic() - began < 4.0
+    counting.join()
+
+
+def test_settle_gives_up_on_a_call_still_running() -> None:
+    """A call that stays in exec holds settle no longer than its limit."""
+    stats = SymbolStats({"kind": "function", "rule": ""})
+    stats.in_call = True
+    began = time.monotonic()
+    settle(stats, max_wait_s=0.05)
+    assert 0.05 <= time.monotonic() - began < 2.0 and stats.in_call
+
+
+class ScrapingWhileSending(MemoryChannel):
+    """A function channel that, as each reply goes out, scrapes from another thread."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.scrape: Callable[[], int] | None = None
+        self.scrapes: list[threading.Thread] = []
+        self.seen: list[int] = []
+
+    def send(self, data: bytes) -> None:
+        super().send(data)
+        scrape = self.scrape
+        if data != _protocol.HANDSHAKE and scrape is not None:
+            scraping = threading.Thread(target=lambda: self.seen.append(scrape()))
+            scraping.start()
+            self.scrapes.append(scraping)
+            time.sleep(0.002)  # the send's system call, during which the GIL is free
+
+
+class ScrapingTransport(MemoryTransport):
+    def function(self, symbol_name: str, keepalive_ms: int) -> Channel:
+        channel = ScrapingWhileSending(f"function:{symbol_name}")
+        self.channels[channel.name] = channel
+        return channel
+
+
+def test_a_scrape_while_a_reply_is_sent_sees_its_call() -> None:
+    """A reply is counted just after it is sent; a scrape meanwhile waits and sees it."""
+    transport = ScrapingTransport()
+    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), transport)
+    runtime.metrics_on = True
+    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
+               "pluginType": "func"}
+    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
+        == b"ok"
+    function = runtime.functions["up"]
+    channel = transport.channels["function:up"]
+    assert isinstance(channel, ScrapingWhileSending)
+    rules = function_rules(function)
+
+    def scrape() -> int:
+        settle(rules[""], max_wait_s=5.0)  # generous: a loaded machine may be slow
+        return rules["r1"].calls if "r1" in rules else 0
+
+    channel.scrape = scrape
+    meta = json.dumps({"ruleId": "r1", "opId": "op", "instanceId": 0, "funcId": 0})
+    for call in range(3):
+        channel.inbox.put(json.dumps({"func": "Exec", "arg": ["a", meta]}).encode())
+        deadline = time.monotonic() + 5
+        while len(channel.scrapes) <= call and time.monotonic() < deadline:
+            time.sleep(0.001)
+        channel.scrapes[call].join(5)
+    runtime.shutdown()
+    assert channel.seen == [1, 2, 3]

@@ -37,7 +37,7 @@ from ekuiper import _metrics
 from ekuiper._metrics import Health, MetricsSettings, SymbolFacts, SymbolStats
 from ekuiper._runtime import instrument
 from ekuiper._runtime.function import KEEPALIVE_MS
-from ekuiper._runtime.instrument import function_rules
+from ekuiper._runtime.instrument import function_rules, settle
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._transport.socket import BIND_WAIT_S
 from ekuiper.errors import MetricsError
@@ -287,6 +287,8 @@ class MetricsExporter:
                 out.append((stats, _metrics.evaluate(stats, facts, now_ns, now,
                                                      self.settings)))
                 continue
+            # A call whose reply is out is counted just after: wait for that first.
+            settle(function_rules(runtime)[""])
             # A snapshot: the function's thread adds rules, the control thread drops them.
             rules = dict(function_rules(runtime))
             base = rules[""]
