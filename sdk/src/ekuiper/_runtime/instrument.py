@@ -14,9 +14,10 @@ see ``_metrics`` for what that means for exactness):
   ack channel (acks ok/error);
 - function: ``_serve``, its request loop (latency, calls, rows, errors, busy; an idle
   timeout, which shows its channel is still connected), counted after each reply is
-  sent (see ``settle`` for what a scrape does meanwhile), and ``context_for``, which
-  points ``runtime.stats`` at the calling rule's SymbolStats for the request in
-  progress (so an increment in ``handle`` counts for that rule).
+  sent (see ``settle`` for what a scrape does meanwhile), and ``_exec`` (or, under an
+  ``on_error`` policy, ``context_for``), which points ``runtime.stats`` at the calling
+  rule's SymbolStats for the request in progress (so an increment in ``handle`` counts
+  for that rule).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from ekuiper import _protocol
 from ekuiper._metrics import SymbolStats
-from ekuiper._protocol import Meta
+from ekuiper._protocol import FuncRequest, Meta
 from ekuiper._runtime.base import SymbolRuntime
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout
@@ -179,8 +180,11 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
     context_for: Callable[[Meta, int], Any] = runtime.context_for
     forget_rule: Callable[[str], None] = runtime.forget_rule
     every = latency_every
+    # The rule the Exec in progress is for (counted_exec), None for any other request.
+    exec_meta: Meta | None = None
 
     def counted_serve(channel: Channel) -> None:
+        nonlocal exec_meta
         # FunctionRuntime._serve, counting. Before the reply only in_call is written (and
         # the clock read, one call in `every`): eKuiper's side of the round trip sleeps
         # sooner the longer a reply takes, so 400 ns more before each reply cost a
@@ -207,10 +211,15 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
             try:
                 send(reply)
             finally:
-                # runtime.stats: the calling rule's, pointed at by rule_context during
-                # handle; back to the base for a request without a rule (Validate).
-                stats: SymbolStats = runtime.stats
-                runtime.stats = base
+                stats: SymbolStats
+                if exec_meta is not None:
+                    stats = rules.get(exec_meta.rule_id) or rule_stats(exec_meta.rule_id)
+                    exec_meta = None
+                else:
+                    # The calling rule's under an on_error policy (rule_context), else
+                    # the base's (Validate, or a request that did not parse).
+                    stats = runtime.stats
+                    runtime.stats = base
                 if timed:
                     stats.observe(elapsed)
                 stats.calls += 1
@@ -225,15 +234,26 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
                 timed = not base.heard % every
                 base.in_call = False
 
+    def rule_stats(rule_id: str) -> SymbolStats:
+        """A rule's first call: its counters (or the base's, past MAX_RULES)."""
+        if len(rules) >= MAX_RULES:
+            return base
+        stats = rules[rule_id] = SymbolStats({**base.labels, "rule": rule_id}, time.time())
+        return stats
+
+    call: Callable[[list[Any], Any], Any] = runtime._call
+    encode_reply = _protocol.encode_func_reply
+
+    def counted_exec(request: FuncRequest) -> bytes:
+        # FunctionRuntime._exec_plain, noting the calling rule for counted_serve on the
+        # way, rather than a frame around context_for: this is before the reply.
+        nonlocal exec_meta
+        meta = exec_meta = request.call_meta
+        assert meta is not None
+        return encode_reply(True, call(request.args, context_for(meta, request.func_id)))
+
     def rule_context(meta: Meta, func_id: int) -> Any:
-        stats = rules.get(meta.rule_id)
-        if stats is None:
-            if len(rules) < MAX_RULES:
-                stats = SymbolStats({**base.labels, "rule": meta.rule_id}, time.time())
-                rules[meta.rule_id] = stats
-            else:
-                stats = base
-        runtime.stats = stats
+        runtime.stats = rules.get(meta.rule_id) or rule_stats(meta.rule_id)
         return context_for(meta, func_id)
 
     def forget(rule_id: str) -> None:
@@ -242,7 +262,10 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
         forget_rule(rule_id)
 
     runtime._serve = counted_serve
-    runtime.context_for = rule_context
+    if runtime._exec == runtime._exec_plain:
+        runtime._exec = counted_exec
+    else:  # an on_error policy's exec: the rule is named where it gets its context
+        runtime.context_for = rule_context
     runtime.forget_rule = forget
 
 
