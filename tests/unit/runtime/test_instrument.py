@@ -116,16 +116,20 @@ class Up(Function):
         return str(args[0]).upper()
 
 
-def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
-    """A function receive that times out (eKuiper's idle keepalive) counts as heard."""
-    transport = MemoryTransport()
-    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), transport)
-    runtime.metrics_on = True
+def start_up(metrics: bool, transport: MemoryTransport | None = None) -> tuple[PluginRuntime, Any]:
+    """A plugin with the function "up", started (rule-less, as eKuiper starts functions)."""
+    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), transport or MemoryTransport())
+    runtime.metrics_on = metrics
     control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
                "pluginType": "func"}
     assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
         == b"ok"
-    function = runtime.functions["up"]
+    return runtime, runtime.functions["up"]
+
+
+def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
+    """A function receive that times out (eKuiper's idle keepalive) counts as heard."""
+    runtime, function = start_up(True)
     base = function.stats
     assert base is not None
     heard = base.heard
@@ -139,13 +143,7 @@ def test_an_idle_keepalive_is_counted_as_hearing_from_ekuiper() -> None:
 
 def test_metrics_off_function_serves_with_its_class_loop() -> None:
     """With metrics off a function's request loop is FunctionRuntime's own."""
-    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), MemoryTransport())
-    runtime.metrics_on = False
-    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
-               "pluginType": "func"}
-    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
-        == b"ok"
-    function = runtime.functions["up"]
+    runtime, function = start_up(False)
     assert function.stats is None and "_serve" not in vars(function)
     runtime.shutdown()
 
@@ -206,13 +204,7 @@ class ScrapingTransport(MemoryTransport):
 def test_a_scrape_while_a_reply_is_sent_sees_its_call() -> None:
     """A reply is counted just after it is sent; a scrape meanwhile waits and sees it."""
     transport = ScrapingTransport()
-    runtime = PluginRuntime(PluginConfig("p", {}, {}, {"up": Up}), transport)
-    runtime.metrics_on = True
-    control = {"symbolName": "up", "meta": {"ruleId": "", "opId": "", "instanceId": 0},
-               "pluginType": "func"}
-    assert runtime.handle(json.dumps({"cmd": "start", "arg": json.dumps(control)}).encode()) \
-        == b"ok"
-    function = runtime.functions["up"]
+    runtime, function = start_up(True, transport)
     channel = transport.channels["function:up"]
     assert isinstance(channel, ScrapingWhileSending)
     rules = function_rules(function)
