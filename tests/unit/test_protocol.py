@@ -470,7 +470,8 @@ def test_parse_func_request_exec_splits_args_and_func_meta() -> None:
     """Exec takes all but the last element as args and the last as FuncMeta JSON."""
     fmeta = json.dumps({"ruleId": "r1", "opId": "op2", "instanceId": 1, "funcId": 7})
     request = parse_func_request(func_frame("Exec", ["abc", 3, {"k": [1]}, fmeta]))
-    assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}], Meta("r1", "op2", 1), 7)
+    assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}], Meta("r1", "op2", 1), 7,
+                                  fmeta)
 
 
 BIG = 123456789012345678901234567890
@@ -519,8 +520,9 @@ def test_parse_func_request_validate_keeps_every_digit_of_big_ints(encoder: str)
 
 def test_parse_func_request_exec_with_only_func_meta_has_no_args() -> None:
     """Exec whose arg is just the FuncMeta string gives an empty argument list."""
-    request = parse_func_request(func_frame("Exec", ['{"ruleId":"r","opId":"o"}']))
-    assert request == FuncRequest("Exec", [], Meta("r", "o", 0), 0)
+    fmeta = '{"ruleId":"r","opId":"o"}'
+    request = parse_func_request(func_frame("Exec", [fmeta]))
+    assert request == FuncRequest("Exec", [], Meta("r", "o", 0), 0, fmeta)
 
 
 def test_parse_func_request_validate_keeps_ast_nodes() -> None:

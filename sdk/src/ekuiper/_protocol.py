@@ -123,9 +123,12 @@ class FuncRequest(NamedTuple):
 
     func: Literal["Exec", "Validate", "IsAggregate"]
     args: list[Any]
-    # Exec only: (rule_id, op_id, instance_id, func_id) of the calling expression.
+    # Exec only: (rule_id, op_id, instance_id, func_id) of the calling expression, and
+    # the context string they were read from, which every call of that expression sends
+    # alike (a key that is hashed once).
     call_meta: Meta | None = None
     func_id: int = 0
+    call_key: str = ""
 
 
 class PluginArgs(NamedTuple):
@@ -322,8 +325,10 @@ def parse_func_request(raw: bytes) -> FuncRequest:
                     if _encoding.loose_may_round(raw):
                         arg = _loads(raw, "function request")["arg"]  # read exactly
                     break
-            meta, func_id = _parse_func_meta(arg.pop())
-            return _new_request(FuncRequest, ("Exec", arg, meta, func_id))  # type: ignore[no-any-return]
+            call_key = arg.pop()
+            meta, func_id = _parse_func_meta(call_key)
+            return _new_request(  # type: ignore[no-any-return]
+                FuncRequest, ("Exec", arg, meta, func_id, call_key))
     if _encoding.loose_may_round(raw):  # Validate's args, say: read exactly
         req = _loads(raw, "function request")
     return _parse_other_func_request(req)

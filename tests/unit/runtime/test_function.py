@@ -55,7 +55,7 @@ def test_contexts_of_stopped_rule_are_dropped(runtime: PluginRuntime) -> None:
     stop = {"symbolName": "whatever", "pluginType": "source",
             "meta": {"ruleId": "gone", "opId": "op", "instanceId": 0}}
     assert runtime.handle(_start("stop", stop)) == b"ok"
-    assert {key[0] for key in runtime.functions["echo"].contexts} == {"stays"}
+    assert {ctx.get_rule_id() for ctx in runtime.functions["echo"].contexts.values()} == {"stays"}
 
 
 def test_context_count_is_capped(runtime: PluginRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,8 @@ def test_context_count_is_capped(runtime: PluginRuntime, monkeypatch: pytest.Mon
     monkeypatch.setattr(function_runtime, "MAX_CONTEXTS", 3)
     for n in range(5):
         _exec(runtime, f"r{n}", n)
-    assert [key[0] for key in runtime.functions["echo"].contexts] == ["r2", "r3", "r4"]
+    assert [ctx.get_rule_id() for ctx in runtime.functions["echo"].contexts.values()] == [
+        "r2", "r3", "r4"]
 
 
 def test_function_answers_handshake_first(runtime: PluginRuntime) -> None:

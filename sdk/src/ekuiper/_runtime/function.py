@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
-from ekuiper._protocol import Control, FuncRequest, Meta
+from ekuiper._protocol import Control, FuncRequest
 from ekuiper._runtime.asyncness import FUNCTION_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
@@ -30,7 +30,6 @@ KEEPALIVE_MS = 5000
 # stop, so the number kept is bounded as well as dropped on the rule's stop.
 MAX_CONTEXTS = 1024
 
-_ContextKey = tuple[str, str, int, int]
 # The Function method each request calls, as failures name it.
 _USER_METHOD = {"Exec": f"{FUNCTION.method}()", "Validate": "validate()",
                 "IsAggregate": "is_aggregate()"}
@@ -55,7 +54,8 @@ class FunctionRuntime(SymbolRuntime):
         self.plugin_name = plugin_name
         self.transport = transport
         self.channel: Channel | None = None
-        self.contexts: dict[_ContextKey, SymbolContext] = {}
+        # By the calling expression's context string (FuncRequest.call_key).
+        self.contexts: dict[str, SymbolContext] = {}
         self._contexts_lock = threading.Lock()
         self._failures = FailureLog(logger)
         # What the last failing call raised (ekuiper.testing re-raises it).
@@ -137,15 +137,16 @@ class FunctionRuntime(SymbolRuntime):
             self.logger.error("bad function request: %s", exc)
             return _protocol.encode_func_reply(False, str(exc))
         try:
-            return self._dispatch(request)
+            if request.func == "Exec":  # every call of a running rule: one frame less
+                return self._exec(request)
+            return self._answer(request)
         except Exception as exc:
             self.last_failure = exc
             self._failures.report(_USER_METHOD[request.func], exc)
             return _protocol.encode_func_reply(False, exception_text(exc))
 
-    def _dispatch(self, request: FuncRequest) -> bytes:
-        if request.func == "Exec":
-            return self._exec(request)
+    def _answer(self, request: FuncRequest) -> bytes:
+        """Validate or IsAggregate."""
         if request.func == "Validate":
             verdict = self._validate(request.args)
             if verdict:
@@ -154,8 +155,8 @@ class FunctionRuntime(SymbolRuntime):
         return _protocol.encode_func_reply(True, bool(self.function.is_aggregate()))
 
     def _exec_plain(self, request: FuncRequest) -> bytes:
-        assert request.call_meta is not None
-        ctx = self.context_for(request.call_meta, request.func_id)
+        # context_for's hit, inline: this is before the reply.
+        ctx = self.contexts.get(request.call_key) or self.context_for(request)
         return _protocol.encode_func_reply(True, self._call(request.args, ctx))
 
     def _use_policy(self, on_error: Any) -> None:
@@ -170,8 +171,7 @@ class FunctionRuntime(SymbolRuntime):
         self._exec = self._exec_replacing
 
     def _exec_replacing(self, request: FuncRequest) -> bytes:
-        assert request.call_meta is not None
-        ctx = self.context_for(request.call_meta, request.func_id)
+        ctx = self.context_for(request)
         try:
             return _protocol.encode_func_result(self._call(request.args, ctx))
         except Exception as exc:  # exec's exceptions and results JSON cannot carry
@@ -183,14 +183,17 @@ class FunctionRuntime(SymbolRuntime):
                                   self._replaced_outcome)
             return self._replacement
 
-    def context_for(self, meta: Meta, func_id: int) -> SymbolContext:
-        key = (meta.rule_id, meta.op_id, meta.instance_id, func_id)
+    def context_for(self, request: FuncRequest) -> SymbolContext:
+        """The context of the expression an Exec request comes from (made at its first)."""
         # Lock-free on a hit (dict.get is atomic); the control thread's forget_rule and
         # inserts take the lock. Eviction is oldest-first: an evicted live caller simply
         # gets a fresh context, which holds nothing but its ids and logger.
+        key = request.call_key
         ctx = self.contexts.get(key)
         if ctx is not None:
             return ctx
+        meta, func_id = request.call_meta, request.func_id
+        assert meta is not None
         with self._contexts_lock:
             label = (f"{self.plugin_name}/{self.control.symbol_name} rule={meta.rule_id} "
                      f"op={meta.op_id}/{meta.instance_id} fn={func_id}")
@@ -205,7 +208,8 @@ class FunctionRuntime(SymbolRuntime):
     def forget_rule(self, rule_id: str) -> None:
         """Drop the contexts of a rule that has stopped."""
         with self._contexts_lock:
-            for key in [k for k in self.contexts if k[0] == rule_id]:
+            for key in [k for k, ctx in self.contexts.items()
+                        if ctx.get_rule_id() == rule_id]:
                 del self.contexts[key]
 
     def _shutdown(self) -> None:

@@ -177,7 +177,8 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
     rules: dict[str, SymbolStats] = {"": base}
     runtime.metrics_rules = rules
     handle: Callable[[bytes], bytes] = runtime.handle
-    context_for: Callable[[Meta, int], Any] = runtime.context_for
+    context_for: Callable[[FuncRequest], Any] = runtime.context_for
+    contexts: dict[str, Any] = runtime.contexts
     forget_rule: Callable[[str], None] = runtime.forget_rule
     every = latency_every
     # The rule the Exec in progress is for (counted_exec), None for any other request.
@@ -248,13 +249,15 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
         # FunctionRuntime._exec_plain, noting the calling rule for counted_serve on the
         # way, rather than a frame around context_for: this is before the reply.
         nonlocal exec_meta
-        meta = exec_meta = request.call_meta
-        assert meta is not None
-        return encode_reply(True, call(request.args, context_for(meta, request.func_id)))
+        exec_meta = request.call_meta
+        ctx = contexts.get(request.call_key) or context_for(request)
+        return encode_reply(True, call(request.args, ctx))
 
-    def rule_context(meta: Meta, func_id: int) -> Any:
+    def rule_context(request: FuncRequest) -> Any:
+        meta = request.call_meta
+        assert meta is not None
         runtime.stats = rules.get(meta.rule_id) or rule_stats(meta.rule_id)
-        return context_for(meta, func_id)
+        return context_for(request)
 
     def forget(rule_id: str) -> None:
         if rule_id:
