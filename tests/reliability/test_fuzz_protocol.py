@@ -51,12 +51,27 @@ def _request_or_protocol_error(raw: bytes) -> FuncRequest | ProtocolError:
         request = _protocol.parse_func_request(raw)
     except ProtocolError as exc:
         assert str(exc), "a ProtocolError must say what is wrong"
+        _exec_agrees(raw, None)
         return exc
     assert isinstance(request, FuncRequest)
     assert request.func in ("Exec", "Validate", "IsAggregate")
     assert isinstance(request.args, list)
-    assert (request.call_meta is not None) == (request.func == "Exec")
+    assert (request.caller is not None) == (request.func == "Exec")
+    _exec_agrees(raw, request)
     return request
+
+
+def _exec_agrees(raw: bytes, request: FuncRequest | None) -> None:
+    """parse_exec, the runtime's fast path, reads what parse_func_request reads."""
+    try:
+        call = _protocol.parse_exec(raw)
+    except ProtocolError:
+        assert request is None, "parse_exec refused what parse_func_request read"
+        return
+    if request is not None and request.func == "Exec":
+        assert call == (request.args, request.caller)
+    else:
+        assert call is None
 
 
 def _strict_json(raw: bytes) -> Any:
@@ -204,7 +219,9 @@ def test_parse_func_request_valid(raw: bytes) -> None:
     if request.func == "Exec":
         assert request.args == sent["arg"][:-1]
         context = json.loads(sent["arg"][-1])
-        assert request.func_id == context.get("funcId", 0)
+        assert request.caller is not None
+        assert request.caller.func_id == context.get("funcId", 0)
+        assert request.caller.key == sent["arg"][-1]
 
 
 @HUGE

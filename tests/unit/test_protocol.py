@@ -14,6 +14,7 @@ from ekuiper._protocol import (
     HANDSHAKE,
     Command,
     Control,
+    ExecCaller,
     FuncRequest,
     Meta,
     PluginArgs,
@@ -470,8 +471,8 @@ def test_parse_func_request_exec_splits_args_and_func_meta() -> None:
     """Exec takes all but the last element as args and the last as FuncMeta JSON."""
     fmeta = json.dumps({"ruleId": "r1", "opId": "op2", "instanceId": 1, "funcId": 7})
     request = parse_func_request(func_frame("Exec", ["abc", 3, {"k": [1]}, fmeta]))
-    assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}], Meta("r1", "op2", 1), 7,
-                                  fmeta)
+    assert request == FuncRequest("Exec", ["abc", 3, {"k": [1]}],
+                                  ExecCaller(Meta("r1", "op2", 1), 7, fmeta))
 
 
 BIG = 123456789012345678901234567890
@@ -522,7 +523,7 @@ def test_parse_func_request_exec_with_only_func_meta_has_no_args() -> None:
     """Exec whose arg is just the FuncMeta string gives an empty argument list."""
     fmeta = '{"ruleId":"r","opId":"o"}'
     request = parse_func_request(func_frame("Exec", [fmeta]))
-    assert request == FuncRequest("Exec", [], Meta("r", "o", 0), 0, fmeta)
+    assert request == FuncRequest("Exec", [], ExecCaller(Meta("r", "o", 0), 0, fmeta))
 
 
 def test_parse_func_request_validate_keeps_ast_nodes() -> None:
@@ -539,6 +540,47 @@ def test_parse_func_request_validate_null_arg_is_empty_list() -> None:
 def test_parse_func_request_is_aggregate_ignores_arg() -> None:
     """IsAggregate (arg null) parses with no args and no call meta."""
     assert parse_func_request(func_frame("IsAggregate", None)) == FuncRequest("IsAggregate", [])
+
+
+def test_parse_exec_gives_args_and_caller() -> None:
+    """parse_exec, the fast path, gives an Exec's args and its caller as a plain tuple."""
+    fmeta = '{"ruleId":"r","opId":"o","instanceId":2,"funcId":3}'
+    assert _protocol.parse_exec(func_frame("Exec", ["a", 1, fmeta])) == (
+        ["a", 1], ExecCaller(Meta("r", "o", 2), 3, fmeta))
+
+
+@pytest.mark.parametrize("raw", [func_frame("Validate", [{"Val": 1}]),
+                                 func_frame("IsAggregate", None), func_frame("Exec", []),
+                                 func_frame("Exec", [1]), b"[]"])
+def test_parse_exec_leaves_other_requests_to_parse_func_request(raw: bytes) -> None:
+    """Anything but a well-formed Exec gives None from parse_exec (no error, no guess)."""
+    assert _protocol.parse_exec(raw) is None
+
+
+def test_calls_of_one_expression_share_one_caller() -> None:
+    """Every call with the same context string gets the same ExecCaller object."""
+    fmeta = '{"ruleId":"shared","opId":"o"}'
+    first = parse_func_request(func_frame("Exec", [1, fmeta])).caller
+    assert parse_func_request(func_frame("Exec", [2, fmeta])).caller is first
+
+
+def test_made_up_context_strings_cannot_grow_the_caller_cache(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_CALLERS distinct context strings the cache starts over, staying bounded."""
+    monkeypatch.setattr(_protocol, "MAX_CALLERS", 4)
+    monkeypatch.setattr(_protocol, "_callers", {})
+    for n in range(10):
+        parse_func_request(func_frame("Exec", [f'{{"ruleId":"r{n}"}}']))
+        assert len(_protocol._callers) <= 4
+    assert '{"ruleId":"r9"}' in _protocol._callers
+
+
+def test_a_bad_context_string_is_refused_each_time() -> None:
+    """A context string that is no object is a ProtocolError, and is not remembered."""
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="Exec function context must be a JSON object"):
+            parse_func_request(func_frame("Exec", ["[1]"]))
+    assert "[1]" not in _protocol._callers
 
 
 MALFORMED_FUNC_REQUESTS = [

@@ -80,6 +80,7 @@ ENCODERS: Final = ("orjson", "json")
 
 # Types both encoders write as they are, with nothing inside to convert.
 _LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+_NAN_FREE: Final = frozenset({str, int, bool})
 
 
 def _unsupported(value: Any) -> TypeError:
@@ -315,7 +316,9 @@ def _encode_orjson(value: Any, known_nulls: int = 0) -> bytes:
         # Non-str keys, ints beyond 64 bits, nesting past orjson's 254 levels, and every
         # error: the standard library decides and words it, so both encoders agree.
         return _encode_json(value)
-    if out.count(b"null") > known_nulls and _nonfinite(value):
+    # A str, int or bool (a function's usual result) holds no NaN: no search for null.
+    if type(value) not in _NAN_FREE and out.count(b"null") > known_nulls \
+            and _nonfinite(value):
         raise ValueError(NAN_MESSAGE)
     return out
 
@@ -349,13 +352,6 @@ def _decode_orjson(raw: bytes | str) -> Any:
     return json.loads(raw)
 
 
-def _decode_orjson_loose(raw: bytes | str) -> Any:
-    try:
-        return _orjson.loads(raw)
-    except _orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 def _load_orjson() -> bool:
     global _orjson, _OPTIONS, _NUMPY_OPTION
     if _orjson is None:
@@ -375,8 +371,6 @@ def _load_orjson() -> bool:
 _ENCODE: dict[str, Callable[..., bytes]] = {"orjson": _encode_orjson, "json": _encode_json}
 _DECODE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson,
                                                     "json": json.loads}
-_DECODE_LOOSE: dict[str, Callable[[bytes | str], Any]] = {"orjson": _decode_orjson_loose,
-                                                          "json": json.loads}
 _MAY_ROUND: dict[str, Callable[[bytes | str], bool]] = {"orjson": _long_digits,
                                                        "json": lambda raw: False}
 _current = ""
@@ -396,7 +390,7 @@ def use(name: str | None = None) -> str:
         raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODERS)}")
     encode = _ENCODE[name]
     decode = _DECODE[name]
-    decode_loose = _DECODE_LOOSE[name]
+    decode_loose = _orjson.loads if name == "orjson" else json.loads
     loose_may_round = _MAY_ROUND[name]
     _current = name
     return name
@@ -437,10 +431,13 @@ def _first_decode_loose(raw: bytes | str) -> Any:
 
 decode_loose: Callable[[bytes | str], Any] = _first_decode_loose
 """``decode_loose(raw) -> value``: as :func:`decode`, except that orjson may read an
-integer beyond 64 bits as the float nearest it. For a caller that looks at what it read
-anyway: where that holds no float (nor anything that could hold one), it is exactly what
-``decode`` gives, without the scan for long digit runs that ``decode`` pays for; where it
-does, :func:`loose_may_round` tells whether to read ``raw`` again with ``decode``."""
+integer beyond 64 bits as the float nearest it, and raises ValueError for any text it
+refuses (NaN literals, say), which ``decode`` may still read. For a caller on a hot path
+that looks at what it read anyway: where that holds no float (nor anything that could
+hold one), it is exactly what ``decode`` gives, without the scan for long digit runs
+that ``decode`` pays for; where it does, :func:`loose_may_round` tells whether to read
+``raw`` again with ``decode``, as it must on a ValueError. It is orjson's own loads, for
+the frame a wrapper costs."""
 
 
 def _first_may_round(raw: bytes | str) -> bool:

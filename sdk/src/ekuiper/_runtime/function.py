@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ekuiper import _logging, _protocol
 from ekuiper._kinds import FUNCTION
-from ekuiper._protocol import Control, FuncRequest
+from ekuiper._protocol import Control, ExecCaller, FuncRequest
 from ekuiper._runtime.asyncness import FUNCTION_METHODS, async_methods
 from ekuiper._runtime.base import FailureLog, SymbolRuntime, exception_text
 from ekuiper._runtime.context import SymbolContext
@@ -54,7 +54,7 @@ class FunctionRuntime(SymbolRuntime):
         self.plugin_name = plugin_name
         self.transport = transport
         self.channel: Channel | None = None
-        # By the calling expression's context string (FuncRequest.call_key).
+        # By the calling expression's context string (ExecCaller.key).
         self.contexts: dict[str, SymbolContext] = {}
         self._contexts_lock = threading.Lock()
         self._failures = FailureLog(logger)
@@ -77,7 +77,7 @@ class FunctionRuntime(SymbolRuntime):
         self.errors_replaced = 0
         self._replacement = b""
         self._replaced_outcome = ""
-        self._exec: Callable[[FuncRequest], bytes] = self._exec_plain
+        self._exec: Callable[[list[Any], ExecCaller], bytes] = self._exec_plain
         on_error = getattr(function, "on_error", None)
         if on_error is not None:
             self._use_policy(on_error)
@@ -132,17 +132,19 @@ class FunctionRuntime(SymbolRuntime):
         from the function's code with its type and message (``ValueError: ...``).
         """
         try:
-            request = _protocol.parse_func_request(raw)
+            call = _protocol.parse_exec(raw)  # every call of a running rule
+            request = None if call is not None else _protocol.parse_func_request(raw)
         except Exception as exc:  # whatever eKuiper sent, the function must go on
             self.logger.error("bad function request: %s", exc)
             return _protocol.encode_func_reply(False, str(exc))
         try:
-            if request.func == "Exec":  # every call of a running rule: one frame less
-                return self._exec(request)
+            if call is not None:
+                return self._exec(call[0], call[1])
+            assert request is not None
             return self._answer(request)
         except Exception as exc:
             self.last_failure = exc
-            self._failures.report(_USER_METHOD[request.func], exc)
+            self._failures.report(_USER_METHOD[request.func if request else "Exec"], exc)
             return _protocol.encode_func_reply(False, exception_text(exc))
 
     def _answer(self, request: FuncRequest) -> bytes:
@@ -154,10 +156,10 @@ class FunctionRuntime(SymbolRuntime):
             return _protocol.encode_func_reply(True, "")
         return _protocol.encode_func_reply(True, bool(self.function.is_aggregate()))
 
-    def _exec_plain(self, request: FuncRequest) -> bytes:
+    def _exec_plain(self, args: list[Any], caller: ExecCaller) -> bytes:
         # context_for's hit, inline: this is before the reply.
-        ctx = self.contexts.get(request.call_key) or self.context_for(request)
-        return _protocol.encode_func_reply(True, self._call(request.args, ctx))
+        ctx = self.contexts.get(caller.key) or self.context_for(caller)
+        return _protocol.encode_func_reply(True, self._call(args, ctx))
 
     def _use_policy(self, on_error: Any) -> None:
         """Serve Exec through the on_error policy; a bad policy raises PolicyError."""
@@ -170,10 +172,10 @@ class FunctionRuntime(SymbolRuntime):
         self._replaced_outcome = f"; the row's result is {policy.describe()} (on_error)"
         self._exec = self._exec_replacing
 
-    def _exec_replacing(self, request: FuncRequest) -> bytes:
-        ctx = self.context_for(request)
+    def _exec_replacing(self, args: list[Any], caller: ExecCaller) -> bytes:
+        ctx = self.context_for(caller)
         try:
-            return _protocol.encode_func_result(self._call(request.args, ctx))
+            return _protocol.encode_func_result(self._call(args, ctx))
         except Exception as exc:  # exec's exceptions and results JSON cannot carry
             self.last_failure = exc
             self.errors_replaced += 1
@@ -183,17 +185,15 @@ class FunctionRuntime(SymbolRuntime):
                                   self._replaced_outcome)
             return self._replacement
 
-    def context_for(self, request: FuncRequest) -> SymbolContext:
-        """The context of the expression an Exec request comes from (made at its first)."""
+    def context_for(self, caller: ExecCaller) -> SymbolContext:
+        """The context of the expression an Exec comes from (made at its first call)."""
         # Lock-free on a hit (dict.get is atomic); the control thread's forget_rule and
         # inserts take the lock. Eviction is oldest-first: an evicted live caller simply
         # gets a fresh context, which holds nothing but its ids and logger.
-        key = request.call_key
+        meta, func_id, key = caller
         ctx = self.contexts.get(key)
         if ctx is not None:
             return ctx
-        meta, func_id = request.call_meta, request.func_id
-        assert meta is not None
         with self._contexts_lock:
             label = (f"{self.plugin_name}/{self.control.symbol_name} rule={meta.rule_id} "
                      f"op={meta.op_id}/{meta.instance_id} fn={func_id}")

@@ -30,7 +30,7 @@ from typing import Any
 
 from ekuiper import _protocol
 from ekuiper._metrics import SymbolStats
-from ekuiper._protocol import FuncRequest, Meta
+from ekuiper._protocol import ExecCaller, Meta
 from ekuiper._runtime.base import SymbolRuntime
 from ekuiper._runtime.context import SymbolContext
 from ekuiper._transport import Channel, ChannelTimeout
@@ -177,7 +177,7 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
     rules: dict[str, SymbolStats] = {"": base}
     runtime.metrics_rules = rules
     handle: Callable[[bytes], bytes] = runtime.handle
-    context_for: Callable[[FuncRequest], Any] = runtime.context_for
+    context_for: Callable[[ExecCaller], Any] = runtime.context_for
     contexts: dict[str, Any] = runtime.contexts
     forget_rule: Callable[[str], None] = runtime.forget_rule
     every = latency_every
@@ -245,19 +245,18 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
     call: Callable[[list[Any], Any], Any] = runtime._call
     encode_reply = _protocol.encode_func_reply
 
-    def counted_exec(request: FuncRequest) -> bytes:
+    def counted_exec(args: list[Any], caller: ExecCaller) -> bytes:
         # FunctionRuntime._exec_plain, noting the calling rule for counted_serve on the
         # way, rather than a frame around context_for: this is before the reply.
         nonlocal exec_meta
-        exec_meta = request.call_meta
-        ctx = contexts.get(request.call_key) or context_for(request)
-        return encode_reply(True, call(request.args, ctx))
+        exec_meta = caller.meta
+        ctx = contexts.get(caller.key) or context_for(caller)
+        return encode_reply(True, call(args, ctx))
 
-    def rule_context(request: FuncRequest) -> Any:
-        meta = request.call_meta
-        assert meta is not None
-        runtime.stats = rules.get(meta.rule_id) or rule_stats(meta.rule_id)
-        return context_for(request)
+    def rule_context(caller: ExecCaller) -> Any:
+        rule_id = caller.meta.rule_id
+        runtime.stats = rules.get(rule_id) or rule_stats(rule_id)
+        return context_for(caller)
 
     def forget(rule_id: str) -> None:
         if rule_id:
