@@ -51,6 +51,7 @@ __all__ = [
     "parse_command",
     "parse_exec",
     "parse_func_request",
+    "parse_other_func_request",
     "parse_plugin_args",
     "sink_ack_url",
     "symbol_data_url",
@@ -350,11 +351,13 @@ def parse_func_request(raw: bytes) -> FuncRequest:
     call = parse_exec(raw)
     if call is not None:
         return FuncRequest("Exec", *call)
-    return _parse_other_func_request(_loads(raw, "function request"))
+    return parse_other_func_request(raw)
 
 
-def _parse_other_func_request(req: Any) -> FuncRequest:
-    """Validate, IsAggregate, or what is wrong with the request."""
+def parse_other_func_request(raw: bytes) -> FuncRequest:
+    """A request :func:`parse_exec` gave None for: Validate, IsAggregate, or ProtocolError
+    saying what is wrong with it (read exactly: Validate's args keep their big ints)."""
+    req = _loads(raw, "function request")
     if not isinstance(req, dict):
         raise ProtocolError(f"function request must be a JSON object, got {type(req).__name__}")
     func = _require(req, "func", str, "function request")

@@ -133,7 +133,7 @@ class FunctionRuntime(SymbolRuntime):
         """
         try:
             call = _protocol.parse_exec(raw)  # every call of a running rule
-            request = None if call is not None else _protocol.parse_func_request(raw)
+            request = None if call is not None else _protocol.parse_other_func_request(raw)
         except Exception as exc:  # whatever eKuiper sent, the function must go on
             self.logger.error("bad function request: %s", exc)
             return _protocol.encode_func_reply(False, str(exc))
