@@ -575,6 +575,16 @@ def test_made_up_context_strings_cannot_grow_the_caller_cache(
     assert '{"ruleId":"r9"}' in _protocol._callers
 
 
+def test_a_context_string_over_the_cap_is_read_each_call_and_not_kept() -> None:
+    """A context string longer than MAX_KEPT_CONTEXT_CHARS is read right, and not cached."""
+    rule = "r" * _protocol.MAX_KEPT_CONTEXT_CHARS
+    fmeta = json.dumps({"ruleId": rule, "opId": "o", "instanceId": 1, "funcId": 2})
+    for _ in range(2):
+        assert _protocol.parse_exec(func_frame("Exec", ["a", fmeta])) == (
+            ["a"], ExecCaller(Meta(rule, "o", 1), 2, fmeta))
+    assert fmeta not in _protocol._callers
+
+
 def test_a_bad_context_string_is_refused_each_time() -> None:
     """A context string that is no object is a ProtocolError, and is not remembered."""
     for _ in range(2):

@@ -300,6 +300,10 @@ def decode_sink_rows(raw: bytes) -> list[dict[str, Any]]:
 # peer made up) it starts over.
 _callers: dict[str, ExecCaller] = {}
 MAX_CALLERS: Final = 1024
+# A context string longer than this (eKuiper's are some 80 characters) is read at each
+# call and kept nowhere: neither here nor as a key of a function's contexts or metrics,
+# so made-up megabyte-long ones cannot pin a gigabyte in caches of a thousand entries.
+MAX_KEPT_CONTEXT_CHARS: Final = 4096
 
 
 def _read_caller(text: str) -> ExecCaller:
@@ -310,9 +314,11 @@ def _read_caller(text: str) -> ExecCaller:
     func_id = fmeta.get("funcId", 0)
     if isinstance(func_id, bool) or not isinstance(func_id, int):
         raise ProtocolError("Exec function context funcId must be an integer")
-    if len(_callers) >= MAX_CALLERS:
-        _callers.clear()
-    caller = _callers[text] = ExecCaller(meta, func_id, text)
+    caller = ExecCaller(meta, func_id, text)
+    if len(text) <= MAX_KEPT_CONTEXT_CHARS:
+        if len(_callers) >= MAX_CALLERS:
+            _callers.clear()
+        _callers[text] = caller
     return caller
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ekuiper import Context, ErrorPolicy, Function, PluginConfig
+from ekuiper import Context, ErrorPolicy, Function, PluginConfig, _protocol
 from ekuiper._protocol import Control, Meta
 from ekuiper._runtime import function as function_runtime
 from ekuiper._runtime.function import FunctionRuntime
@@ -65,6 +65,14 @@ def test_context_count_is_capped(runtime: PluginRuntime, monkeypatch: pytest.Mon
         _exec(runtime, f"r{n}", n)
     assert [ctx.get_rule_id() for ctx in runtime.functions["echo"].contexts.values()] == [
         "r2", "r3", "r4"]
+
+
+def test_a_context_string_over_the_cap_gets_a_context_that_is_not_kept(
+        runtime: PluginRuntime) -> None:
+    """A call whose context string is over the cap is answered, its context not kept."""
+    rule = "r" * _protocol.MAX_KEPT_CONTEXT_CHARS
+    assert _exec(runtime, rule, "x") == {"state": True, "result": [rule, "x"]}
+    assert runtime.functions["echo"].contexts == {}
 
 
 def test_function_answers_handshake_first(runtime: PluginRuntime) -> None:

@@ -223,3 +223,17 @@ def test_a_scrape_while_a_reply_is_sent_sees_its_call() -> None:
         channel.scrapes[call].join(5)
     runtime.shutdown()
     assert channel.seen == [1, 2, 3]
+
+
+def test_a_rule_id_no_kept_context_could_carry_counts_under_no_rule() -> None:
+    """A call from a rule id over the kept-context cap counts under rule "", not its own."""
+    runtime, function = start_up(True)
+    rules = function_rules(function)
+    rule = "r" * (_protocol.MAX_KEPT_CONTEXT_CHARS + 1)
+    meta = json.dumps({"ruleId": rule, "opId": "op", "instanceId": 0, "funcId": 0})
+    function.channel.inbox.put(json.dumps({"func": "Exec", "arg": ["a", meta]}).encode())
+    deadline = time.monotonic() + 5
+    while rules[""].calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runtime.shutdown()
+    assert rules[""].calls == 1 and list(rules) == [""]

@@ -186,7 +186,8 @@ class FunctionRuntime(SymbolRuntime):
             return self._replacement
 
     def context_for(self, caller: ExecCaller) -> SymbolContext:
-        """The context of the expression an Exec comes from (made at its first call)."""
+        """The context of the expression an Exec comes from (made at its first call; at
+        each call for a context string over _protocol.MAX_KEPT_CONTEXT_CHARS)."""
         # Lock-free on a hit (dict.get is atomic); the control thread's forget_rule and
         # inserts take the lock. Eviction is oldest-first: an evicted live caller simply
         # gets a fresh context, which holds nothing but its ids and logger.
@@ -200,6 +201,8 @@ class FunctionRuntime(SymbolRuntime):
             ctx = SymbolContext(FUNCTION.noun, self.control.symbol_name, meta,
                                 _logging.symbol_logger(label, self.log_level))
             ctx.state_store = self.state_store
+            if len(key) > _protocol.MAX_KEPT_CONTEXT_CHARS:
+                return ctx  # made up or broken: a context per call (state is in the store)
             self.contexts[key] = ctx
             while len(self.contexts) > MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]

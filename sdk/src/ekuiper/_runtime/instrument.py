@@ -236,8 +236,9 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
                 base.in_call = False
 
     def rule_stats(rule_id: str) -> SymbolStats:
-        """A rule's first call: its counters (or the base's, past MAX_RULES)."""
-        if len(rules) >= MAX_RULES:
+        """A rule's first call: its counters (or the base's, past MAX_RULES or for a rule
+        id no context eKuiper sends could carry)."""
+        if len(rules) >= MAX_RULES or len(rule_id) > _protocol.MAX_KEPT_CONTEXT_CHARS:
             return base
         stats = rules[rule_id] = SymbolStats({**base.labels, "rule": rule_id}, time.time())
         return stats
