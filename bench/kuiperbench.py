@@ -8,6 +8,7 @@ upstream waits for a slow operator instead of dropping (and logging) rows.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -140,12 +141,6 @@ class BenchKuiperd:
 
     def start(self) -> None:
         self.k.start()
-        deadline = time.monotonic() + 30
-        while self.k.plugin_status(self.sdk.plugin).get("status") != "running":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"plugin {self.sdk.plugin} never ran: "
-                                   f"{self.k.plugin_status(self.sdk.plugin)}\n{self.k.log()[-3000:]}")
-            time.sleep(0.1)
         resp = self.k.put(f"/metadata/sources/simulator/confKeys/{SIM_CONF_KEY}",
                           {"data": [{"name": "benchmark"}], "interval": "1us", "loop": True})
         assert resp.status == 200, resp
@@ -153,8 +148,30 @@ class BenchKuiperd:
                                                f'(TYPE="simulator", CONF_KEY="{SIM_CONF_KEY}", '
                                                f'FORMAT="json")'})
         assert resp.status in (200, 201), resp
+        self.attach()
+
+    def attach(self) -> None:
+        """Wait for this SDK's plugin to run and create its streams (``start`` does)."""
+        deadline = time.monotonic() + 30
+        while self.k.plugin_status(self.sdk.plugin).get("status") != "running":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"plugin {self.sdk.plugin} never ran: "
+                                   f"{self.k.plugin_status(self.sdk.plugin)}\n{self.k.log()[-3000:]}")
+            time.sleep(0.1)
         self.k.create_stream(self.source_stream, self.sdk.source, "bench")
         self.k.create_stream(self.idle_stream, self.sdk.idle_source, "bench")
+
+    def sibling(self, sdk: Sdk, plugin_dir: Path) -> BenchKuiperd:
+        """``sdk``'s bench plugin in this same kuiperd, its cases run as this one's are.
+
+        Call before ``start``, and the sibling's ``attach`` after it; ``stop`` this one.
+        Both SDKs run under the same pythonBin (this one's).
+        """
+        self.k.drop_in(plugin_dir)
+        other = copy.copy(self)
+        other.sdk = sdk
+        other.source_stream, other.idle_stream = f"bsrc_{sdk.tag}", f"bidle_{sdk.tag}"
+        return other
 
     def stop(self) -> None:
         pids = self.k.plugin_pids()

@@ -4,9 +4,10 @@ Two measurements, each a ratio of metrics on to metrics off taken in the same ru
 
 - ``kuiperd``: the ``source``, ``function`` and ``sink_single_noack`` rate cases
   (bench/kuiperbench.py), and ``function`` again with its poll off (``function_nopoll``,
-  see RUNS), on a fresh kuiperd each, metrics off and on alternating (off,
-  on, on, off, ...): the plugin process's CPU per row (``plugin_us_per_item``) and the
-  rate. Under load the pairs scatter; the paired ratios' median is the figure.
+  see RUNS), each in one kuiperd that runs the bench plugin twice, metrics off and on
+  (see :func:`kuiperd`), alternating (off, on, on, off, ...): the plugin process's CPU
+  per row (``plugin_us_per_item``) and the rate. Under load the pairs scatter; the
+  paired ratios' median is the figure.
 - ``instructions``: the same paths under callgrind (when valgrind is installed):
   instructions per row, which the machine's load does not move.
 - ``inprocess``: the three row paths in one process, no sockets (a channel that drops
@@ -46,7 +47,10 @@ from bench.env import BENCH, REPO, WORK, Sdk, lay_out_plugin, log
 from bench.kuiperbench import BenchKuiperd, QuietGate
 from ekuiper.errors import ChannelClosedError
 
-METRICS_DIR_ENV = "EKUIPER_PLUGIN_METRICS_DIR"
+# What tells the bench plugin named in the first to turn metrics on, in the second's
+# directory (bench/pyplugin/benchmain.py).
+BENCH_METRICS_PLUGIN_ENV = "BENCH_METRICS_PLUGIN"
+BENCH_METRICS_DIR_ENV = "BENCH_METRICS_DIR"
 CASES = ("source", "function", "function_nopoll", "sink_single_noack")
 # A case of this module -> (the rate case it runs, what it adds to kuiperd's environment).
 # function_nopoll: with the poll for the next call (EKUIPER_FUNCTION_SPIN_US), most of a
@@ -247,35 +251,49 @@ everything byte-compiled first, so both runs start alike). None when
 def kuiperd(dist: Path, reps: int, warmup: float, window: float,
             gate: QuietGate | None = None,
             cases: tuple[str, ...] = CASES) -> dict[str, Any]:
-    """Plugin CPU per row and rate of each case, metrics off/on on fresh kuiperds."""
-    sdk = Sdk("py", "this SDK", "benchpy", Path(sys.executable))
-    folder = lay_out_plugin(sdk, WORK / "metrics-plugins")
+    """Plugin CPU per row and rate of each case, metrics off/on in one kuiperd per case.
+
+    The bench plugin runs twice in that kuiperd: ``benchpy`` without metrics and its twin
+    ``benchpym`` with them (BENCH_METRICS_PLUGIN, see bench/pyplugin/benchmain.py), so a
+    pair differs only in metrics: a fresh kuiperd per sample let kuiperd's own start-to-
+    start spread (some 12% of a function's rate) into the pairs.
+    """
+    python = Path(sys.executable)
+    off_sdk = Sdk("py", "this SDK, metrics off", "benchpy", python)
+    on_sdk = Sdk("pym", "this SDK, metrics on", "benchpym", python)
+    off_folder = lay_out_plugin(off_sdk, WORK / "metrics-plugins")
+    on_folder = lay_out_plugin(on_sdk, WORK / "metrics-plugins")
     gate = gate or QuietGate()
     out: dict[str, Any] = {}
     for case in cases:
         rate_case, case_env = RUNS.get(case, (case, {}))
         pairs: list[dict[str, Any]] = []
-        for rep in range(reps):
-            pair: dict[str, Any] = {}
-            for which in (("off", "on") if rep % 2 == 0 else ("on", "off")):
-                directory = tempfile.mkdtemp(prefix="ekb-") if which == "on" else None
-                gate.wait()
-                env = {**case_env, **({METRICS_DIR_ENV: directory} if directory else {})}
-                bench = BenchKuiperd(sdk, WORK / "homes" / f"metrics-{which}", dist, folder,
-                                     env=env)
-                try:
-                    bench.start()
-                    sample = bench.rate(rate_case, f"bench_metrics_{case}_{which}_{rep}",
-                                        warmup, window)
-                finally:
-                    bench.stop()
-                    if directory:
-                        shutil.rmtree(directory, ignore_errors=True)
-                pair[which] = sample.as_dict()
-                log(f"  {case} metrics {which}: {sample.rate:,.0f}/s, plugin "
-                    f"{sample.plugin_us_per_item:.2f} CPU-us/row, other load "
-                    f"{sample.other_cores:.2f} cores")
-            pairs.append(pair)
+        directory = tempfile.mkdtemp(prefix="ekb-")
+        env = {**case_env, BENCH_METRICS_PLUGIN_ENV: on_sdk.plugin,
+               BENCH_METRICS_DIR_ENV: directory}
+        off = BenchKuiperd(off_sdk, WORK / "homes" / "metrics", dist, off_folder, env=env)
+        benches = {"off": off, "on": off.sibling(on_sdk, on_folder)}
+        try:
+            off.start()
+            benches["on"].attach()
+            if not (Path(directory) / f"{on_sdk.plugin}.sock").exists() or \
+                    (Path(directory) / f"{off_sdk.plugin}.sock").exists():
+                raise RuntimeError(f"metrics are not on in {on_sdk.plugin} alone: "
+                                   f"{sorted(os.listdir(directory))}")
+            for rep in range(reps):
+                pair: dict[str, Any] = {}
+                for which in (("off", "on") if rep % 2 == 0 else ("on", "off")):
+                    gate.wait()
+                    sample = benches[which].rate(
+                        rate_case, f"bench_metrics_{case}_{which}_{rep}", warmup, window)
+                    pair[which] = sample.as_dict()
+                    log(f"  {case} metrics {which}: {sample.rate:,.0f}/s, plugin "
+                        f"{sample.plugin_us_per_item:.2f} CPU-us/row, other load "
+                        f"{sample.other_cores:.2f} cores")
+                pairs.append(pair)
+        finally:
+            off.stop()
+            shutil.rmtree(directory, ignore_errors=True)
         ratios = [p["on"]["plugin_us_per_item"] / p["off"]["plugin_us_per_item"]
                   for p in pairs if p["off"]["plugin_us_per_item"]]
         rates = [p["on"]["rate"] / p["off"]["rate"] for p in pairs if p["off"]["rate"]]
