@@ -237,7 +237,7 @@ def _instrument_function(runtime: Any, base: SymbolStats) -> None:
 
     def rule_stats(rule_id: str) -> SymbolStats:
         """A rule's first call: its counters (or the base's, past MAX_RULES or for a rule
-        id no context eKuiper sends could carry)."""
+        id over _protocol.MAX_KEPT_CONTEXT_CHARS, whose contexts are not kept either)."""
         if len(rules) >= MAX_RULES or len(rule_id) > _protocol.MAX_KEPT_CONTEXT_CHARS:
             return base
         stats = rules[rule_id] = SymbolStats({**base.labels, "rule": rule_id}, time.time())
