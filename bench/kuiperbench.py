@@ -134,8 +134,14 @@ class BenchKuiperd:
                          env={"KUIPER__PORTABLE__PYTHONBIN": str(python), **(env or {})})
         self.k.lay_out()
         self.k.drop_in(plugin_dir)
-        self.source_stream = f"bsrc_{sdk.tag}"
-        self.idle_stream = f"bidle_{sdk.tag}"
+
+    @property
+    def source_stream(self) -> str:
+        return f"bsrc_{self.sdk.tag}"
+
+    @property
+    def idle_stream(self) -> str:
+        return f"bidle_{self.sdk.tag}"
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -170,7 +176,6 @@ class BenchKuiperd:
         self.k.drop_in(plugin_dir)
         other = copy.copy(self)
         other.sdk = sdk
-        other.source_stream, other.idle_stream = f"bsrc_{sdk.tag}", f"bidle_{sdk.tag}"
         return other
 
     def stop(self) -> None:
