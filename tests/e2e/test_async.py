@@ -4,7 +4,6 @@ emit_async-awaiting open, async exec and async sink under requireAck."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from tests.conftest import TEST_PLUGINS
 from tests.e2e.conftest import V1_VERSION, BootKuiperd
 from tests.e2e.kuiper import DEFAULT_VERSION, Kuiperd
 from tests.e2e.scenarios import stop_rule, uid
-from tests.protocol.events import events, wait_for
+from tests.protocol.events import events, json_lines, wait_for
 
 ASYNCPLUG = TEST_PLUGINS / "asyncplug"
 ROWS = 60
@@ -35,7 +34,7 @@ def _stored(out: Path, rule: str) -> list[dict[str, Any]]:
     path = out / "rows.jsonl"
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = json_lines(path.read_text())
     return [row for row in rows if row["rule"] == rule]
 
 

@@ -4,7 +4,6 @@ running but the plugin's newest version."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from tests.dap import DapClient, free_port, need_debugpy
 from tests.e2e.conftest import V1_VERSION, BootKuiperd
 from tests.e2e.kuiper import Kuiperd, live_pids
 from tests.e2e.scenarios import uid
-from tests.protocol.events import wait_for
+from tests.protocol.events import json_lines, wait_for
 
 # Generous for a loaded machine; a reinstall takes about a second here.
 PICKUP_S = 30.0
@@ -27,7 +26,7 @@ def _outputs(out: Path) -> list[str]:
     """Columns ``t`` and ``u`` of the rows the plugin's own sink wrote, as ``t/u``."""
     if not out.exists():
         return []
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line]
+    rows = json_lines(out.read_text())
     return [f"{row.get('t')}/{row.get('u')}" for row in rows]
 
 

@@ -4,14 +4,13 @@ overridable per action)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tests.e2e.conftest import DOCKER, NATIVE, targets
 from tests.e2e.kuiper import Kuiperd, KuiperREST
 from tests.e2e.metered import Metered, value, write_source_conf
 from tests.e2e.scenarios import file_action, metric, read_lines, stop_rule, uid
-from tests.protocol.events import wait_for
+from tests.protocol.events import json_lines, wait_for
 
 FLAKY = "sink_flaky_0_0"
 
@@ -54,7 +53,7 @@ def test_function_without_policy_still_counts_errors(kuiper: KuiperREST) -> None
 def _flaky_events(kuiper: KuiperREST, directory: str, event: str) -> list[dict[str, Any]]:
     """What flaky recorded in its events_dir (a path as kuiperd sees it)."""
     text = kuiper.read_text(f"{directory}/events.jsonl") or ""
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    rows = json_lines(text)
     return [r for r in rows if r["event"] == event]
 
 

@@ -26,7 +26,7 @@ from tests.conftest import TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.kuiper import Kuiperd, make_plugin_zip
 from tests.e2e.scenarios import start_rules_lost_at_boot, stop_rule, uid
-from tests.protocol.events import wait_for
+from tests.protocol.events import json_lines, wait_for
 
 STATEPLUG = TEST_PLUGINS / "stateplug"
 
@@ -54,9 +54,7 @@ def _rows(out: Path, rule: str) -> list[dict[str, Any]]:
     path = out / f"{rule}.jsonl"
     if not path.exists():
         return []
-    # A line being written as we read may be cut: only whole lines count.
-    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
-            if line.endswith("\n")]
+    return json_lines(path.read_text())
 
 
 def _rule(kuiperd: Kuiperd, select: str = "n, pid") -> str:

@@ -13,6 +13,7 @@ from tests.conftest import TEST_PLUGINS
 from tests.e2e.conftest import BootKuiperd
 from tests.e2e.kuiper import Kuiperd
 from tests.e2e.scenarios import uid
+from tests.protocol.events import json_lines
 
 TYPEDPLUG = TEST_PLUGINS / "typedplug"
 
@@ -27,7 +28,7 @@ def _rows(path: Path, count: int, timeout: float = 20.0) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         if path.exists():
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+            rows = json_lines(path.read_text())
             if len(rows) >= count:
                 return rows
         time.sleep(0.1)

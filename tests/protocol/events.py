@@ -8,11 +8,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def json_lines(text: str) -> list[Any]:
+    """The records of a JSON-lines text a plugin may still be appending to.
+
+    A reader can catch a writer mid-line, so a last line without its newline is not yet
+    a record and is left for the next read.
+    """
+    complete = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+
 def events(out_dir: Path, event: str | None = None) -> list[dict[str, Any]]:
     path = out_dir / "events.jsonl"
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = json_lines(path.read_text())
     return [r for r in rows if event is None or r["event"] == event]
 
 
