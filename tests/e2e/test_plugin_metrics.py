@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 from tests.e2e.metered import Metered, health, in_state, state_of, value, write_source_conf
 from tests.e2e.scenarios import uid
@@ -125,10 +126,12 @@ def test_function_whose_exec_runs_too_long_is_stuck(metered: Metered) -> None:
     assert item["healthy"] is False and item["kind"] == "function"
     assert item["detail"].startswith("a request has been running for about ")
     assert item["detail"].endswith("(limit 2 s, EKUIPER_PLUGIN_HEALTH_STUCK_S)")
-    shown = metered.status_cli()
+    # Each call is stuck for its last 2 s only, and the CLI may start slower than that.
+    shown = wait_for(lambda: _status_showing(metered, "stuck (a request has been running "
+                                                      "for about"),
+                     timeout=30, what="ekuiper-plugin status showing sleepy stuck")
     assert shown.returncode == 1, shown.stdout
     assert f"function sleepy rule={rule}" in shown.stdout
-    assert "stuck (a request has been running for about" in shown.stdout
     kuiper.delete(f"/rules/{rule}")
     # The call under way ends within its 4 s; the next test's functions are not stuck.
     wait_for(lambda: state_of(metered, "sleepy", rule) != "stuck", timeout=30,
@@ -180,3 +183,9 @@ def _kuiperd_pid(metered: Metered) -> int:
                if row[args_col].split()[0].endswith("/kuiperd")
                or row[args_col].split()[0] == "kuiperd"]
     return found
+
+
+def _status_showing(metered: Metered, text: str) -> subprocess.CompletedProcess[str] | None:
+    """``ekuiper-plugin status``'s run, if its output holds ``text``."""
+    shown = metered.status_cli()
+    return shown if text in shown.stdout else None
