@@ -119,7 +119,9 @@ class SymbolStats:
         self.hist: list[int] = [0] * (len(_BOUNDS_NS) + 1)
         self.sum_ns = 0
         # True while collect() / a request runs: with activity unchanged since, it is the
-        # same call (no clock read per row; the exporter's sampling tells how long).
+        # same call (no clock read per row; the exporter's sampling tells how long). A
+        # function's loop writes it; a sink's is the exporter's reading of its counts
+        # (instrument.sink_in_call), so collect() pays no write for it.
         self.in_call = False
         # A function: requests, and idle receive timeouts on a connected channel: its
         # loop's heartbeat, which stops while the channel is down and being redialled.

@@ -13,7 +13,7 @@ from ekuiper import Context, Function, PluginConfig, Sink, Source, _protocol
 from ekuiper._kinds import SOURCE
 from ekuiper._metrics import SymbolStats
 from ekuiper._protocol import Control
-from ekuiper._runtime.instrument import function_rules, settle
+from ekuiper._runtime.instrument import function_rules, settle, sink_in_call
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
@@ -77,6 +77,27 @@ def test_metrics_on_counts_source_rows_and_bytes() -> None:
     runtime.shutdown()
 
 
+def test_metrics_on_counts_a_source_error_frame_as_an_error_not_a_row() -> None:
+    """emit_error counts an error (with its text and bytes), never a row."""
+    class Failing(Source):
+        def open(self, ctx: Context) -> None:
+            ctx.emit({"i": 0})
+            ctx.emit_error("sensor offline")
+
+    runtime = PluginRuntime(PluginConfig("p", {"failing": Failing}, {}), MemoryTransport())
+    runtime.metrics_on = True
+    source: SourceRuntime = start(runtime, "source", "failing")
+    assert source.thread is not None
+    source.thread.join(5)
+    sent = source.channel.sent  # type: ignore[union-attr]
+    stats = source.stats
+    assert stats is not None and len(sent) == 2 and sent[1].startswith(
+        _protocol.SOURCE_ERROR_PREFIX)
+    assert (stats.rows, stats.errors, stats.bytes) == (1, 1, sum(map(len, sent)))
+    assert stats.last_error == "sensor offline" and stats.blocked_since_ns == 0
+    runtime.shutdown()
+
+
 def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
     """While emit waits on a send that timed out the source is blocked; a success clears it."""
     from ekuiper._metrics import SymbolStats
@@ -109,6 +130,30 @@ def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
     # The first timeout is seen before it is marked; the retry inside the wait sees it.
     assert blocked_while_waiting[0] == 0 and blocked_while_waiting[1] > 0
     assert stats.blocked_since_ns == 0 and stats.rows == 1
+
+
+def test_a_sink_is_in_call_exactly_while_collect_runs() -> None:
+    """sink_in_call is False before a message, True while collect() holds it, False after."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Held(Sink):
+        def collect(self, ctx: Context, data: Any) -> None:
+            entered.set()
+            release.wait(5)
+
+    transport = MemoryTransport()
+    runtime = PluginRuntime(PluginConfig("p", {}, {"held": Held}), transport)
+    runtime.metrics_on = True
+    sink: SinkRuntime = start(runtime, "sink", "held")
+    assert not sink_in_call(sink)
+    transport.channels["sink:r"].inbox.put(b'{"a": 1}')
+    assert entered.wait(5) and sink_in_call(sink)
+    release.set()
+    deadline = time.monotonic() + 5
+    while sink.delivered < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not sink_in_call(sink) and sink.stats is not None and sink.stats.rows == 1
+    runtime.shutdown()
 
 
 class Up(Function):

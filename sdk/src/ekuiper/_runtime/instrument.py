@@ -8,8 +8,8 @@ through, so the counting happens on the symbol's own thread (mostly: an async si
 failures count on its event loop's thread, a ``ctx.ack_*`` on whichever thread calls it;
 see ``_metrics`` for what that means for exactness):
 
-- source: the context's ``_send_blocking`` (rows, bytes; error frames; emit blocked by
-  backpressure);
+- source: the context's ``_send_blocking`` (rows, bytes; emit blocked by backpressure)
+  and ``send_error_frame`` (error frames: errors, bytes);
 - sink: ``_deliver`` (collect latency, rows, bytes, busy), ``_failed`` (errors) and the
   ack channel (acks ok/error);
 - function: ``_serve``, its request loop (latency, calls, rows, errors, busy; an idle
@@ -37,7 +37,7 @@ from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.errors import ChannelClosedError
 
 __all__ = ["MAX_RULES", "function_rules", "instrument", "labels_for", "latency_every",
-           "settle"]
+           "settle", "sink_in_call"]
 
 # A function keeps per-rule counters for at most this many rules; beyond, they count
 # under rule="" (eKuiper drops per-rule contexts the same way, see function.MAX_CONTEXTS).
@@ -87,13 +87,23 @@ def _count_source_sends(ctx: SymbolContext, stats: SymbolStats) -> None:
         except ChannelClosedError:
             send_blocking(frame)  # words the stop as the context does
         stats.bytes += len(frame)
-        if frame[0] == 123:  # "{": a row (an error frame starts with SOURCE_ERROR_PREFIX)
-            stats.rows += 1
-        else:  # an error frame: SOURCE_ERROR_PREFIX + text
-            text = frame[len(_protocol.SOURCE_ERROR_PREFIX):].decode("utf-8", "replace")
-            stats.fail(text, time.time())
+        stats.rows += 1
+
+    def counted_send_error_frame(text: str) -> None:
+        # Error frames take their own path, so a row's send asks nothing about its frame.
+        # Marked blocked from the start (cleared at once unless eKuiper is not reading).
+        frame = _protocol.encode_source_error_frame(text)
+        with ctx._emit_lock:
+            stats.blocked_since_ns = perf_counter_ns()
+            try:
+                send_blocking(frame)
+            finally:
+                stats.blocked_since_ns = 0
+        stats.bytes += len(frame)
+        stats.fail(text, time.time())
 
     ctx._send_blocking = counted_send_blocking  # type: ignore[method-assign]
+    ctx.send_error_frame = counted_send_error_frame  # type: ignore[method-assign]
 
 
 class _CountingAcks:
@@ -141,9 +151,9 @@ def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
         # Counted on arrival: the ack (sent inside deliver) never overtakes the count. A
         # message is one collect() call: rows_total is a sink's calls (no second count).
         # deliver never raises (a sink loop that did would end: health says "lost").
+        # in_call is not written here: rows ahead of runtime.delivered say it (sink_in_call).
         stats.rows += 1
         stats.bytes += len(raw)
-        stats.in_call = True
         try:
             if stats.rows % every:
                 deliver_one(raw, open_error)
@@ -153,7 +163,6 @@ def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
                 stats.observe(perf_counter_ns() - start)
         finally:
             runtime.delivered += 1
-            stats.in_call = False
 
     def counted_failed(exc: Exception, text: str) -> None:
         stats.fail(text, time.time())
@@ -163,6 +172,18 @@ def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
     runtime._failed = counted_failed
     if runtime.acks is not None:
         runtime.acks = _CountingAcks(runtime.acks, stats)
+
+
+def sink_in_call(runtime: Any) -> bool:
+    """Whether an instrumented sink's collect() (or its retries) runs now.
+
+    For the exporter's thread: a message counts in rows on arrival and in
+    ``runtime.delivered`` once handled, so rows ahead means one is in hand. rows is read
+    first; delivered never passes it, so a race reads an older call, never a false one.
+    """
+    rows: int = runtime.stats.rows
+    delivered: int = runtime.delivered
+    return rows > delivered
 
 
 def function_rules(runtime: Any) -> dict[str, SymbolStats]:
