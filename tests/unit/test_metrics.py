@@ -282,14 +282,14 @@ def test_good_thresholds_are_taken() -> None:
     """Thresholds and the textfile interval come from their variables."""
     settings = settings_from_env({_metrics.DIR_ENV: "/m", _metrics.STUCK_ENV: "2",
                                   _metrics.BLOCKED_ENV: "3.5", _metrics.INTERVAL_ENV: "1"})
-    assert settings == MetricsSettings("/m", 2.0, 3.5, 1.0, (), 8)
+    assert settings == MetricsSettings("/m", 2.0, 3.5, 1.0, (), 32)
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "x", "1.5", "99999999"])
 def test_bad_latency_sample_falls_back_and_says_so(bad: str) -> None:
-    """A latency sample that is not a whole number from 1 keeps 8 and is reported."""
+    """A latency sample that is not a whole number from 1 keeps 32 and is reported."""
     settings = settings_from_env({_metrics.DIR_ENV: "/m", _metrics.LATENCY_EVERY_ENV: bad})
-    assert settings is not None and settings.latency_every == 8
+    assert settings is not None and settings.latency_every == 32
     assert "must be a whole number from 1" in settings.problems[0]
 
 

@@ -48,6 +48,9 @@ STUCK_ENV = "EKUIPER_PLUGIN_HEALTH_STUCK_S"
 BLOCKED_ENV = "EKUIPER_PLUGIN_HEALTH_BLOCKED_S"
 INTERVAL_ENV = "EKUIPER_PLUGIN_METRICS_INTERVAL_S"
 LATENCY_EVERY_ENV = "EKUIPER_PLUGIN_LATENCY_SAMPLE"
+# Time one call in this many by default: two clock reads and a histogram update cost
+# some 250 ns, 8 ns a row at 1 in 32 (counts stay exact whatever the sample).
+DEFAULT_LATENCY_EVERY = 32
 
 # The one table of counters: slot, metric name (after ekuiper_plugin_), extra labels,
 # the kinds it is shown for, help. Several slots may share a metric when their extra
@@ -199,8 +202,7 @@ class MetricsSettings:
     blocked_s: float = 30.0
     interval_s: float = 5.0
     problems: tuple[str, ...] = field(default=())
-    # Time one call in this many (a clock read costs 50-150 ns a call; counts stay exact).
-    latency_every: int = 8
+    latency_every: int = DEFAULT_LATENCY_EVERY
 
 
 def evaluate(stats: SymbolStats, facts: SymbolFacts, now_ns: int, now: float,
@@ -401,7 +403,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> MetricsSettings |
     blocked = _seconds(env, BLOCKED_ENV, 30.0, problems)
     interval = _seconds(env, INTERVAL_ENV, 5.0, problems)
     raw = env.get(LATENCY_EVERY_ENV, "").strip()
-    every = 8
+    every = DEFAULT_LATENCY_EVERY
     if raw:
         if raw.isdigit() and 1 <= int(raw) <= 1_000_000:
             every = int(raw)

@@ -156,6 +156,22 @@ def test_a_sink_is_in_call_exactly_while_collect_runs() -> None:
     runtime.shutdown()
 
 
+def test_a_sink_times_every_nth_collect(monkeypatch: Any) -> None:
+    """With a latency sample of 4, messages 4 and 8 of 10 are timed; all 10 are counted."""
+    import ekuiper._runtime.instrument as instrument_module
+
+    monkeypatch.setattr(instrument_module, "latency_every", 4)
+    runtime, transport = plugin(True)
+    sink: SinkRuntime = start(runtime, "sink", "quiet")
+    for i in range(10):
+        transport.channels["sink:r"].inbox.put(b'{"i": %d}' % i)
+    deadline = time.monotonic() + 5
+    while sink.delivered < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.stats is not None and (sink.stats.rows, sum(sink.stats.hist)) == (10, 2)
+    runtime.shutdown()
+
+
 class Up(Function):
     def exec(self, args: list[Any], ctx: Context) -> Any:
         return str(args[0]).upper()

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
-from ekuiper import _protocol
+from ekuiper import _metrics, _protocol
 from ekuiper._metrics import SymbolStats
 from ekuiper._protocol import ExecCaller, Meta
 from ekuiper._runtime.base import SymbolRuntime
@@ -44,7 +44,7 @@ __all__ = ["MAX_RULES", "function_rules", "instrument", "labels_for", "latency_e
 MAX_RULES = 1024
 # Time one call in this many (MetricsSettings.latency_every; the exporter sets it before
 # any symbol starts).
-latency_every = 8
+latency_every = _metrics.DEFAULT_LATENCY_EVERY
 _STATE_AT = len(b'{"state":')
 _TRUE_BYTE = ord("t")
 
@@ -146,18 +146,22 @@ def _instrument_sink(runtime: Any, stats: SymbolStats) -> None:
     deliver_one: Callable[[bytes, str | None], None] = runtime._deliver_one
     failed: Callable[[Exception, str], None] = runtime._failed
     every = latency_every
+    untimed_left = every  # a countdown of small ints costs less than rows % every
 
     def timed_deliver(raw: bytes, open_error: str | None) -> None:
+        nonlocal untimed_left
         # Counted on arrival: the ack (sent inside deliver) never overtakes the count. A
         # message is one collect() call: rows_total is a sink's calls (no second count).
         # deliver never raises (a sink loop that did would end: health says "lost").
         # in_call is not written here: rows ahead of runtime.delivered say it (sink_in_call).
         stats.rows += 1
         stats.bytes += len(raw)
+        untimed_left -= 1
         try:
-            if stats.rows % every:
+            if untimed_left:
                 deliver_one(raw, open_error)
             else:
+                untimed_left = every
                 start = perf_counter_ns()
                 deliver_one(raw, open_error)
                 stats.observe(perf_counter_ns() - start)
