@@ -20,6 +20,7 @@ from ekuiper._runtime.source import SourceRuntime
 from ekuiper._transport import Channel, ChannelTimeout
 from ekuiper.testing import MemoryTransport
 from ekuiper.testing._memory import MemoryChannel
+from tests.protocol.events import wait_for
 
 
 class Three(Source):
@@ -149,9 +150,7 @@ def test_a_sink_is_in_call_exactly_while_collect_runs() -> None:
     transport.channels["sink:r"].inbox.put(b'{"a": 1}')
     assert entered.wait(5) and sink_in_call(sink)
     release.set()
-    deadline = time.monotonic() + 5
-    while sink.delivered < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: sink.delivered >= 1, timeout=5, what="the held message delivered")
     assert not sink_in_call(sink) and sink.stats is not None and sink.stats.rows == 1
     runtime.shutdown()
 
@@ -165,9 +164,7 @@ def test_a_sink_times_every_nth_collect(monkeypatch: Any) -> None:
     sink: SinkRuntime = start(runtime, "sink", "quiet")
     for i in range(10):
         transport.channels["sink:r"].inbox.put(b'{"i": %d}' % i)
-    deadline = time.monotonic() + 5
-    while sink.delivered < 10 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: sink.delivered >= 10, timeout=5, what="10 messages delivered")
     assert sink.stats is not None and (sink.stats.rows, sum(sink.stats.hist)) == (10, 2)
     runtime.shutdown()
 
