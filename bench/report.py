@@ -38,7 +38,18 @@ SOURCE_CPU_VS_GO = 1.0  # plugin CPU per row, this SDK / Go SDK: at or below
 NUMPY_EMIT_VS_JSON = 3.0  # numpy row: stdlib json after .tolist() / the SDK's encoder
 FUNCTION_OF_FLOOR = 0.95  # function rate / the floor plugin's, as near zero-cost as it gets
 METRICS_ON_VS_OFF = 1.05  # plugin CPU per row with per-symbol metrics on / off
-METRICS_CASES = ("source", "function", "function_nopoll", "sink_single_noack")
+# A metrics-cost case (bench/metrics_cost.py) -> (the rate case it runs, what it adds to
+# kuiperd's environment). *_nopoll: with the poll for the next call or message, much of
+# the plugin's CPU per row is its wait for eKuiper, spread over however many rows eKuiper
+# sent meanwhile, so it moves with eKuiper's rate; without it, the CPU per row is the
+# plugin's own work and wake-ups.
+METRICS_CASES: dict[str, tuple[str, dict[str, str]]] = {
+    "source": ("source", {}),
+    "function": ("function", {}),
+    "function_nopoll": ("function", {"EKUIPER_FUNCTION_SPIN_US": "0"}),
+    "sink_single_noack": ("sink_single_noack", {}),
+    "sink_nopoll": ("sink_single_noack", {"EKUIPER_SINK_SPIN_US": "0"}),
+}
 FLOOR, PYFLOOR = "floor", "pyfloor"
 # The C floor with EKUIPER_FUNCTION_SPIN_US=0: sleeping in recv for every call.
 FLOOR_SLEEPING = "floor_sleeping"
@@ -177,11 +188,10 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         f"{numpy['ratio']['median']:.2f}x ({numpy['us_per_emit']['median']:.1f} vs "
         f"{numpy['baseline_us_per_emit']['median']:.1f} µs)" if numpy else "not measured"))
     metrics = results.get("metrics_cost", {}).get("kuiperd", {})
-    for case in METRICS_CASES:
+    for case, (rate_case, env) in METRICS_CASES.items():
         cost = metrics.get(case) or {}
         cpu_ratio = cost.get("cpu_ratio")
-        rate_case, suffix = ("function", " (EKUIPER_FUNCTION_SPIN_US=0)") \
-            if case == "function_nopoll" else (case, "")
+        suffix = f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else ""
         label = CASES[rate_case][0].replace(" (rows/s)", "").split(" (")[0] + suffix
         targets.append(_target(
             f"{label}: plugin CPU per row, metrics on vs off", f"< {METRICS_ON_VS_OFF:g}x",

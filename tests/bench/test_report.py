@@ -140,3 +140,13 @@ def test_metrics_cost_of_the_function_without_its_poll_is_a_row_of_its_own() -> 
     res = results(metrics_cost={"kuiperd": {"function_nopoll": cost}})
     found = target(res, "revert() on simulator rows (EKUIPER_FUNCTION_SPIN_US=0): plugin CPU")
     assert found["met"] is True and "over 6 pairs" in found["shown"]
+
+
+def test_metrics_cost_of_the_sink_without_its_poll_is_a_row_of_its_own() -> None:
+    """The sink's metrics cost with EKUIPER_SINK_SPIN_US=0 gets its own target, named so."""
+    cost = {"cpu_ratio": 1.07, "cpu_ratio_range": [1.0, 1.1], "pairs": [{}] * 6,
+            "cpu_us_per_row_off": 3.0, "cpu_us_per_row_on": 3.2}
+    res = results(metrics_cost={"kuiperd": {"sink_nopoll": cost}})
+    found = target(res, "sink sendSingle=true requireAck=false (EKUIPER_SINK_SPIN_US=0): "
+                        "plugin CPU")
+    assert found["met"] is False and "over 6 pairs" in found["shown"]

@@ -112,8 +112,8 @@ class SymbolStats:
     retries_exhausted: int
 
     __slots__ = (*(slot for slot, *_ignored in COUNTERS), "hist", "sum_ns", "in_call",
-                 "heard", "blocked_since_ns", "last_error", "last_error_at", "open_failed",
-                 "seen", "last_activity", "labels")
+                 "heard", "last_taken", "blocked_since_ns", "last_error", "last_error_at",
+                 "open_failed", "seen", "last_activity", "labels")
 
     def __init__(self, labels: Mapping[str, str], now: float = 0.0) -> None:
         for slot, *_ignored in COUNTERS:
@@ -123,14 +123,17 @@ class SymbolStats:
         self.sum_ns = 0
         # True while collect() / a request runs: with activity unchanged since, it is the
         # same call (no clock read per row; the exporter's sampling tells how long). A
-        # function's loop writes it; a sink's is the exporter's reading of its counts
-        # (instrument.sink_in_call), so collect() pays no write for it.
+        # function's loop writes it; a sink's (and its rows) are the exporter's reading of
+        # its loop's counts (instrument.sync_sink), so a message pays no write for them.
         self.in_call = False
         # A function: requests, and idle receive timeouts on a connected channel: its
         # loop's heartbeat, which stops while the channel is down and being redialled.
         # Not proof that eKuiper is alive: eKuiper speaks only to call, so a paused or
         # hung eKuiper with the connection up looks like an idle one.
         self.heard = 0
+        # A sink: its runtime's ``delivered`` when the message in hand (or the last one)
+        # arrived, -1 before the first; its rows and in_call are read off it (sync_sink).
+        self.last_taken = -1
         # perf_counter_ns() when the emit waiting on eKuiper began (timeout path), else 0.
         self.blocked_since_ns = 0
         self.last_error: str | None = None

@@ -232,13 +232,14 @@ def test_sink_collect_after_a_long_idle_spell_is_not_stuck(
     sink = SymbolStats({"plugin": "p", "kind": "sink", "symbol": "s"}, 0.0)
     sink.rows = 1
     sink.sample(0.0)
+    sink.last_taken = 0
     runtime = types.SimpleNamespace(stats=sink, thread=types.SimpleNamespace(is_alive=lambda: True),
                                     stopping=False, control=types.SimpleNamespace(noun="sink"),
                                     delivered=1)
     ex = exporter(directory)
     monkeypatch.setattr(ex.runtime, "running", lambda: [runtime])
     ex.sample(1000.0)
-    sink.rows += 1  # collect() begins (instrument's count on arrival); no tick has seen it yet
+    sink.last_taken = 1  # collect() of the second message begins; no tick has seen it
     assert [h.state for _, h in ex.entries(1000.5)] == ["running"]
 
 

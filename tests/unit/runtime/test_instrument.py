@@ -13,7 +13,7 @@ from ekuiper import Context, Function, PluginConfig, Sink, Source, _protocol
 from ekuiper._kinds import SOURCE
 from ekuiper._metrics import SymbolStats
 from ekuiper._protocol import Control
-from ekuiper._runtime.instrument import function_rules, settle, sink_in_call
+from ekuiper._runtime.instrument import function_rules, settle, sync_sink
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._runtime.sink import SinkRuntime
 from ekuiper._runtime.source import SourceRuntime
@@ -53,7 +53,7 @@ def test_metrics_off_leaves_the_row_paths_alone() -> None:
     """With metrics off a runtime has no stats and runs its class's own methods."""
     runtime, transport = plugin(False)
     sink: SinkRuntime = start(runtime, "sink", "quiet")
-    assert sink.stats is None and "_deliver" not in vars(sink)
+    assert sink.stats is None and "_receive" not in vars(sink)
     assert sink.acks is transport.channels["ack:r"]
     runtime.shutdown()
 
@@ -134,7 +134,8 @@ def test_emit_timing_out_marks_blocked_until_a_send_succeeds() -> None:
 
 
 def test_a_sink_is_in_call_exactly_while_collect_runs() -> None:
-    """sink_in_call is False before a message, True while collect() holds it, False after."""
+    """sync_sink says in_call False before a message, True while collect() holds it
+    (the message already counted in rows), False after."""
     entered, release = threading.Event(), threading.Event()
 
     class Held(Sink):
@@ -146,13 +147,35 @@ def test_a_sink_is_in_call_exactly_while_collect_runs() -> None:
     runtime = PluginRuntime(PluginConfig("p", {}, {"held": Held}), transport)
     runtime.metrics_on = True
     sink: SinkRuntime = start(runtime, "sink", "held")
-    assert not sink_in_call(sink)
+    assert sink.stats is not None
+    sync_sink(sink)
+    assert (sink.stats.in_call, sink.stats.rows) == (False, 0)
     transport.channels["sink:r"].inbox.put(b'{"a": 1}')
-    assert entered.wait(5) and sink_in_call(sink)
+    assert entered.wait(5)
+    sync_sink(sink)
+    assert (sink.stats.in_call, sink.stats.rows) == (True, 1)
     release.set()
     wait_for(lambda: sink.delivered >= 1, timeout=5, what="the held message delivered")
-    assert not sink_in_call(sink) and sink.stats is not None and sink.stats.rows == 1
+    sync_sink(sink)
+    assert (sink.stats.in_call, sink.stats.rows) == (False, 1)
     runtime.shutdown()
+
+
+def test_sync_sink_never_counts_ahead_of_the_sink() -> None:
+    """Read while the loop is between its two counts, sync_sink gives the message in hand
+    once: delivered already past it, last_taken still naming it."""
+    from types import SimpleNamespace
+
+    from ekuiper._metrics import SymbolStats
+
+    stats = SymbolStats({})
+    stats.last_taken = 4
+    sink = SimpleNamespace(delivered=5, stats=stats)
+    sync_sink(sink)
+    assert (stats.rows, stats.in_call) == (5, False)
+    stats.last_taken = 5  # the sixth message taken, not yet delivered
+    sync_sink(sink)
+    assert (stats.rows, stats.in_call) == (6, True)
 
 
 def test_a_sink_times_every_nth_collect(monkeypatch: Any) -> None:
@@ -165,8 +188,30 @@ def test_a_sink_times_every_nth_collect(monkeypatch: Any) -> None:
     for i in range(10):
         transport.channels["sink:r"].inbox.put(b'{"i": %d}' % i)
     wait_for(lambda: sink.delivered >= 10, timeout=5, what="10 messages delivered")
-    assert sink.stats is not None and (sink.stats.rows, sum(sink.stats.hist)) == (10, 2)
+    assert sink.stats is not None
+    sync_sink(sink)
+    assert (sink.stats.rows, sum(sink.stats.hist)) == (10, 2)
     runtime.shutdown()
+
+
+# CPython (3.11 to 3.13) keeps at most this many attribute names in the key table an
+# instance shares with its class's other instances; one more and the attribute and method
+# lookups specialised on that table fall back to dict lookups, on every row.
+SHARED_KEYS_MAX = 30
+
+
+def test_instrumented_runtimes_keep_a_shared_key_instance_dict() -> None:
+    """With metrics on, a sink, a function and a source's context each hold fewer
+    instance attributes than CPython's shared-key table takes."""
+    runtime, _ = plugin(True)
+    sink = start(runtime, "sink", "quiet")
+    source = start(runtime, "source", "three")
+    functions, function = start_up(True)
+    sizes = {"sink": len(vars(sink)), "function": len(vars(function)),
+             "source context": len(vars(source.ctx))}
+    assert all(size < SHARED_KEYS_MAX for size in sizes.values()), sizes
+    runtime.shutdown()
+    functions.shutdown()
 
 
 class Up(Function):

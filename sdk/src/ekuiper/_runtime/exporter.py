@@ -37,7 +37,7 @@ from ekuiper import _metrics
 from ekuiper._metrics import Health, MetricsSettings, SymbolFacts, SymbolStats
 from ekuiper._runtime import instrument
 from ekuiper._runtime.function import KEEPALIVE_MS
-from ekuiper._runtime.instrument import function_rules, settle, sink_in_call
+from ekuiper._runtime.instrument import function_rules, settle, sync_sink
 from ekuiper._runtime.plugin import PluginRuntime
 from ekuiper._transport.socket import BIND_WAIT_S
 from ekuiper.errors import MetricsError
@@ -283,8 +283,6 @@ class MetricsExporter:
                 open_raised=getattr(runtime, "failure", None) is not None,
                 hears_within_s=KEEPALIVE_MS / 1000 if runtime.control.noun == "function"
                 else 0.0)
-            if facts.kind == "sink":
-                stats.in_call = sink_in_call(runtime)
             if facts.kind != "function":
                 out.append((stats, _metrics.evaluate(stats, facts, now_ns, now,
                                                      self.settings)))
@@ -316,8 +314,10 @@ class MetricsExporter:
             if runtime.control.noun == "function":
                 for stats in list(function_rules(runtime).values()):
                     stats.sample(now)
-            else:
-                runtime.stats.sample(now)
+                continue
+            if runtime.control.noun == "sink":
+                sync_sink(runtime)  # its rows and in_call, which its thread does not write
+            runtime.stats.sample(now)
 
     def render_metrics(self) -> str:
         return _metrics.render_prometheus(self.plugin, self.entries(), self.runtime.connected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,6 @@ class SinkRuntime(SymbolRuntime):
         self._spawn(self._run)
 
     def _run(self) -> None:
-        assert self.data is not None
         open_error: str | None = None
         try:
             self.sink.open(self.ctx)
@@ -129,23 +129,27 @@ class SinkRuntime(SymbolRuntime):
                           f"{exception_text(exc)}")
             self._failed_open(open_error)
             self.logger.exception("open() raised; every message fails until the rule restarts")
-        # Bound once: instrument's _deliver lives in the instance dict, where a lookup per
-        # message is slower than the class method's.
+        self._receive(open_error)
+
+    def _receive(self, open_error: str | None) -> None:
+        """The message loop, on the sink's thread until the data channel closes.
+
+        Metrics replace it (instrument), with a copy that counts: what this does, it must.
+        ``delivered`` counts each message once handled, whatever collect() did.
+        """
+        assert self.data is not None
         recv, deliver = self.data.recv, self._deliver
         while True:
             try:
                 raw = recv()
             except ChannelClosedError:
                 return
-            deliver(raw, open_error)
+            try:
+                deliver(raw, open_error)
+            finally:
+                self.delivered += 1
 
     def _deliver(self, raw: bytes, open_error: str | None) -> None:
-        try:
-            self._deliver_one(raw, open_error)
-        finally:
-            self.delivered += 1
-
-    def _deliver_one(self, raw: bytes, open_error: str | None) -> None:
         if self.require_ack:
             with self._ack_lock:
                 self._acked = False
@@ -175,6 +179,8 @@ class SinkRuntime(SymbolRuntime):
             self._auto_ack(_protocol.ACK_OK)
 
     def _failed(self, exc: Exception, text: str) -> None:
+        if self.stats is not None:
+            self.stats.fail(text, time.time())
         self.first_error = self.first_error or exc
         self._failures.report("collect()", exc)
         self._auto_ack(_protocol.encode_ack_error(text))
