@@ -144,10 +144,17 @@ class SymbolContext(Context):
         self._logger.error("source error: %s", text)
         self.send_error_frame(text)
 
-    def send_error_frame(self, text: str) -> None:
-        """Make ``text`` a source exception in eKuiper (see encode_source_error_frame)."""
+    def send_error_frame(self, text: str) -> int:
+        """Make ``text`` a source exception in eKuiper (see encode_source_error_frame);
+        returns the frame's length.
+
+        Sent by the class's own loop even where metrics replace ``_send_blocking`` with
+        one that counts rows: an error frame is no row (metrics count it by wrapping this).
+        """
+        frame = _protocol.encode_source_error_frame(text)
         with self._emit_lock:
-            self._send_blocking(_protocol.encode_source_error_frame(text))
+            SymbolContext._send_blocking(self, frame)
+        return len(frame)
 
     def ack_ok(self) -> None:
         if self._ack is None:

@@ -90,18 +90,18 @@ def _count_source_sends(ctx: SymbolContext, stats: SymbolStats) -> None:
         stats.bytes += len(frame)
         stats.rows += 1
 
-    def counted_send_error_frame(text: str) -> None:
-        # Error frames take their own path, so a row's send asks nothing about its frame.
+    send_error_frame = ctx.send_error_frame  # the class's, which sends by the class's loop
+
+    def counted_send_error_frame(text: str) -> int:
         # Marked blocked from the start (cleared at once unless eKuiper is not reading).
-        frame = _protocol.encode_source_error_frame(text)
-        with ctx._emit_lock:
-            stats.blocked_since_ns = perf_counter_ns()
-            try:
-                send_blocking(frame)
-            finally:
-                stats.blocked_since_ns = 0
-        stats.bytes += len(frame)
+        stats.blocked_since_ns = perf_counter_ns()
+        try:
+            sent = send_error_frame(text)
+        finally:
+            stats.blocked_since_ns = 0
+        stats.bytes += sent
         stats.fail(text, time.time())
+        return sent
 
     ctx._send_blocking = counted_send_blocking  # type: ignore[method-assign]
     ctx.send_error_frame = counted_send_error_frame  # type: ignore[method-assign]
