@@ -166,8 +166,6 @@ def test_sync_sink_never_counts_ahead_of_the_sink() -> None:
     once: delivered already past it, last_taken still naming it."""
     from types import SimpleNamespace
 
-    from ekuiper._metrics import SymbolStats
-
     stats = SymbolStats({})
     stats.last_taken = 4
     sink = SimpleNamespace(delivered=5, stats=stats)
